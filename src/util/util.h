@@ -1,0 +1,96 @@
+/*
+ * util.h — internal helpers shared by every module: the log hook behind
+ * ebm_log_set(), error filling, checked allocation, overflow-checked sizes,
+ * a seeded random number generator, and a monotonic clock.
+ */
+#ifndef EBM_UTIL_UTIL_H
+#define EBM_UTIL_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ebm/ebm.h"
+
+/* ---- logging ------------------------------------------------------------ */
+
+bool ebm_log_enabled(enum ebm_log_level level);
+void ebm_log_write(enum ebm_log_level level, const char *file, int line,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The level is checked before anything is formatted. */
+#define EBM_LOG(level, ...) \
+	do { \
+		if (ebm_log_enabled(level)) { \
+			ebm_log_write(level, __FILE__, __LINE__, __VA_ARGS__); \
+		} \
+	} while (0)
+#define ebm_log_error(...) EBM_LOG(EBM_LOG_ERROR, __VA_ARGS__)
+#define ebm_log_warn(...) EBM_LOG(EBM_LOG_WARN, __VA_ARGS__)
+#define ebm_log_info(...) EBM_LOG(EBM_LOG_INFO, __VA_ARGS__)
+#define ebm_log_debug(...) EBM_LOG(EBM_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- errors ------------------------------------------------------------- */
+
+/*
+ * Fills err (if not NULL) with code and a printf-formatted message; line,
+ * column and offset are reset to "not applicable". Returns `code` so that
+ * callers can write `return ebm_error_set(err, EBM_STATUS_FORMAT, ...)`.
+ */
+enum ebm_status ebm_error_set(struct ebm_error *err, enum ebm_status code,
+		const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+enum ebm_status ebm_error_vset(struct ebm_error *err, enum ebm_status code,
+		const char *fmt, va_list ap);
+/* As ebm_error_set, also saving errno and appending ": strerror(errno)". */
+enum ebm_status ebm_error_set_errno(struct ebm_error *err, int saved_errno,
+		const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- allocation ---------------------------------------------------------- */
+
+/*
+ * For small, fixed-size internal allocations: abort with a log line when
+ * memory runs out. Sizes that come from input use plain malloc and return
+ * EBM_STATUS_NOMEM instead.
+ */
+void *ebm_xmalloc(size_t size);
+void *ebm_xcalloc(size_t n, size_t size);
+void *ebm_xrealloc(void *p, size_t size);
+char *ebm_xstrdup(const char *s);
+
+/* *out = a * b; false on overflow. */
+bool ebm_mul_size(size_t a, size_t b, size_t *out);
+/* *out = a + b; false on overflow. */
+bool ebm_add_size(size_t a, size_t b, size_t *out);
+
+/* malloc(n * size) with overflow check; NULL on overflow or failure. */
+void *ebm_alloc_array(size_t n, size_t size);
+
+/* ---- random numbers ----------------------------------------------------- */
+
+/* xoshiro256** seeded through splitmix64: fast, reproducible everywhere. */
+struct ebm_rng {
+	uint64_t s[4];
+	bool has_spare;
+	double spare;
+};
+
+void ebm_rng_init(struct ebm_rng *r, uint64_t seed);
+uint64_t ebm_rng_u64(struct ebm_rng *r);
+/* Uniform in [0, 1). */
+double ebm_rng_uniform(struct ebm_rng *r);
+/* Uniform integer in [0, n), n > 0, without modulo bias. */
+uint64_t ebm_rng_below(struct ebm_rng *r, uint64_t n);
+/* Standard normal (polar Box-Muller). */
+double ebm_rng_normal(struct ebm_rng *r);
+/* Fills out[0..n) with standard normals as floats. */
+void ebm_rng_normal_fill(struct ebm_rng *r, float *out, size_t n);
+/* Fisher-Yates shuffle of idx[0..n). */
+void ebm_rng_shuffle(struct ebm_rng *r, size_t *idx, size_t n);
+
+/* ---- time --------------------------------------------------------------- */
+
+/* Seconds on a monotonic clock. */
+double ebm_now(void);
+
+#endif
