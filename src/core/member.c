@@ -1,0 +1,1 @@
+/* member.c: not written yet. */
