@@ -87,6 +87,9 @@ char *ebm_train_options_format(const struct ebm_train_options *o);
 struct ebm_train_progress {
 	uint32_t member, n_members;   /* 0-based member being trained */
 	uint32_t epoch, n_epochs;     /* 1-based epoch just finished */
+	uint64_t n_train_rows;        /* rows fitted (reference/val held out) */
+	uint64_t rows_done;           /* training rows processed so far, all
+	                               * members, counting repeats per epoch */
 	double train_loss;
 	double val_loss;              /* held-out denoising loss, EMA weights */
 	double best_val_loss;

@@ -102,6 +102,10 @@ bool ebm_net_input_grad(const struct ebm_net *net, struct ebm_work *w,
 bool ebm_member_input_grad(const struct ebm_net *net, const float *params,
 		struct ebm_work *w, const float *z, size_t n, float *f, float *g);
 
+/* m[i] = m_k(z_i): the MLP output alone, without the base term. */
+bool ebm_member_mlp(const struct ebm_net *net, const float *params,
+		struct ebm_work *w, const float *z, size_t n, float *m);
+
 /*
  * Parameter gradient of sum_i df[i] * f_k(z_i): grad += that (n_params
  * floats, accumulated). f (may be NULL) receives f_k(z_i).

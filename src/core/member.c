@@ -266,6 +266,19 @@ bool ebm_member_input_grad(const struct ebm_net *net, const float *params,
 	return true;
 }
 
+bool ebm_member_mlp(const struct ebm_net *net, const float *params,
+		struct ebm_work *w, const float *z, size_t n, float *m)
+{
+	struct member_view v;
+	struct tape t;
+	member_view(net, params, &v);
+	if (!tape_init(net, w, n, false, &t)) {
+		return false;
+	}
+	forward(net, &v, &t, z, n, false, m);
+	return true;
+}
+
 bool ebm_member_param_grad(const struct ebm_net *net, const float *params,
 		struct ebm_work *w, const float *z, size_t n, const float *df,
 		float *f, float *grad)

@@ -1,1 +1,195 @@
-/* options.c: not written yet. */
+/*
+ * options.c — training options: shipped defaults, range checks with
+ * messages that name the option, and the "key=value" record stored in the
+ * model file so that every file says how it was made.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ebm/train.h"
+#include "util/util.h"
+
+bool ebm_objective_parse(const char *name, enum ebm_objective *out)
+{
+	if (strcmp(name, "dsm") == 0) {
+		*out = EBM_OBJECTIVE_DSM;
+		return true;
+	}
+	if (strcmp(name, "cd") == 0) {
+		*out = EBM_OBJECTIVE_CD;
+		return true;
+	}
+	return false;
+}
+
+const char *ebm_objective_name(enum ebm_objective o)
+{
+	return o == EBM_OBJECTIVE_CD ? "cd" : "dsm";
+}
+
+void ebm_train_options_init(struct ebm_train_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->objective = EBM_OBJECTIVE_DSM;
+	o->n_layers = 2;
+	o->hidden[0] = 128;
+	o->hidden[1] = 128;
+	o->n_members = 1;
+	o->epochs = 200;
+	o->batch = 128;
+	o->lr = 1e-3f;
+	o->beta1 = 0.9f;
+	o->beta2 = 0.999f;
+	o->weight_decay = 0.0f;
+	o->clip_norm = 10.0f;
+	o->warmup_frac = 0.05f;
+	o->ema_decay = 0.99f;
+	o->patience = 20;
+	o->reference_frac = 0.1f;
+	o->reference_min = 50;
+	o->reference_max = 5000;
+	o->val_frac = 0.1f;
+	o->alpha = 0.01f;
+	o->prec_shrink = 0.1f;
+	o->sigma_min = 0.05f;
+	o->sigma_max = 1.0f;
+	o->n_sigmas = 8;
+	o->cd_steps = 20;
+	o->cd_step_size = 0.05f;
+	o->cd_noise = 0.1f;
+	o->cd_reinit = 0.05f;
+	o->cd_buffer = 10000;
+	o->cd_energy_reg = 0.1f;
+	o->seed = 1;
+	o->n_threads = 1;
+	o->created = 0;
+}
+
+#define CHECK(cond, ...) \
+	do { \
+		if (!(cond)) { \
+			return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT, \
+					__VA_ARGS__); \
+		} \
+	} while (0)
+
+static bool in_open01(float v)
+{
+	return isfinite(v) && v > 0.0f && v < 1.0f;
+}
+
+enum ebm_status ebm_train_options_validate(const struct ebm_train_options *o,
+		struct ebm_error *err)
+{
+	CHECK(o->objective == EBM_OBJECTIVE_DSM || o->objective == EBM_OBJECTIVE_CD,
+			"objective must be dsm or cd");
+	CHECK(o->n_layers >= 1 && o->n_layers <= EBM_MODEL_MAX_LAYERS,
+			"hidden must list 1 to %u layer widths, got %u",
+			EBM_MODEL_MAX_LAYERS, o->n_layers);
+	for (uint32_t l = 0; l < o->n_layers; l++) {
+		CHECK(o->hidden[l] >= 1 && o->hidden[l] <= 4096,
+				"hidden layer %u width must be 1..4096, got %u", l + 1,
+				o->hidden[l]);
+	}
+	CHECK(o->n_members >= 1 && o->n_members <= EBM_MODEL_MAX_MEMBERS,
+			"members must be 1..%u, got %u", EBM_MODEL_MAX_MEMBERS,
+			o->n_members);
+	CHECK(o->epochs >= 1 && o->epochs <= 1000000,
+			"epochs must be 1..1000000, got %u", o->epochs);
+	CHECK(o->batch >= 1 && o->batch <= 65536,
+			"batch must be 1..65536, got %u", o->batch);
+	CHECK(isfinite(o->lr) && o->lr > 0.0f && o->lr <= 1.0f,
+			"lr must be in (0, 1], got %g", (double)o->lr);
+	CHECK(isfinite(o->beta1) && o->beta1 >= 0.0f && o->beta1 < 1.0f,
+			"beta1 must be in [0, 1), got %g", (double)o->beta1);
+	CHECK(in_open01(o->beta2), "beta2 must be in (0, 1), got %g",
+			(double)o->beta2);
+	CHECK(isfinite(o->weight_decay) && o->weight_decay >= 0.0f &&
+			o->weight_decay < 1.0f,
+			"weight-decay must be in [0, 1), got %g", (double)o->weight_decay);
+	CHECK(isfinite(o->clip_norm) && o->clip_norm >= 0.0f,
+			"clip must be >= 0 (0 = off), got %g", (double)o->clip_norm);
+	CHECK(isfinite(o->warmup_frac) && o->warmup_frac >= 0.0f &&
+			o->warmup_frac < 1.0f,
+			"warmup must be in [0, 1), got %g", (double)o->warmup_frac);
+	CHECK(isfinite(o->ema_decay) && o->ema_decay >= 0.0f &&
+			o->ema_decay < 1.0f,
+			"ema must be in [0, 1) (0 = off), got %g", (double)o->ema_decay);
+	CHECK(o->patience <= 1000000, "patience must be <= 1000000");
+	CHECK(in_open01(o->reference_frac),
+			"reference-frac must be in (0, 1), got %g",
+			(double)o->reference_frac);
+	CHECK(o->reference_min >= 1 && o->reference_min <= o->reference_max &&
+			o->reference_max <= EBM_MODEL_MAX_REF,
+			"reference bounds must satisfy 1 <= min <= max <= %u",
+			EBM_MODEL_MAX_REF);
+	CHECK(isfinite(o->val_frac) && o->val_frac >= 0.0f && o->val_frac < 0.5f,
+			"val-frac must be in [0, 0.5), got %g", (double)o->val_frac);
+	CHECK(in_open01(o->alpha), "alpha must be in (0, 1), got %g",
+			(double)o->alpha);
+	CHECK(isfinite(o->prec_shrink) && o->prec_shrink > 0.0f &&
+			o->prec_shrink <= 1.0f,
+			"prec-shrink must be in (0, 1], got %g", (double)o->prec_shrink);
+	CHECK(isfinite(o->sigma_min) && o->sigma_min > 0.0f &&
+			isfinite(o->sigma_max) && o->sigma_max >= o->sigma_min &&
+			o->sigma_max <= 100.0f,
+			"sigma range must satisfy 0 < sigma-min <= sigma-max <= 100");
+	CHECK(o->n_sigmas >= 1 && o->n_sigmas <= 64,
+			"n-sigmas must be 1..64, got %u", o->n_sigmas);
+	CHECK(o->cd_steps >= 1 && o->cd_steps <= 10000,
+			"cd-steps must be 1..10000, got %u", o->cd_steps);
+	CHECK(isfinite(o->cd_step_size) && o->cd_step_size > 0.0f &&
+			o->cd_step_size <= 10.0f,
+			"cd-step-size must be in (0, 10], got %g", (double)o->cd_step_size);
+	CHECK(isfinite(o->cd_noise) && o->cd_noise >= 0.0f &&
+			o->cd_noise <= 10.0f,
+			"cd-noise must be in [0, 10], got %g", (double)o->cd_noise);
+	CHECK(isfinite(o->cd_reinit) && o->cd_reinit >= 0.0f &&
+			o->cd_reinit <= 1.0f,
+			"cd-reinit must be in [0, 1], got %g", (double)o->cd_reinit);
+	CHECK(o->cd_buffer >= 1 && o->cd_buffer <= 10000000,
+			"cd-buffer must be 1..10000000, got %u", o->cd_buffer);
+	CHECK(isfinite(o->cd_energy_reg) && o->cd_energy_reg >= 0.0f,
+			"cd-energy-reg must be >= 0, got %g", (double)o->cd_energy_reg);
+	CHECK(o->n_threads >= 1 && o->n_threads <= 256,
+			"threads must be 1..256, got %u", o->n_threads);
+	return EBM_STATUS_OK;
+}
+
+#undef CHECK
+
+char *ebm_train_options_format(const struct ebm_train_options *o)
+{
+	char hidden[EBM_MODEL_MAX_LAYERS * 12] = "";
+	size_t len = 0;
+	for (uint32_t l = 0; l < o->n_layers && l < EBM_MODEL_MAX_LAYERS; l++) {
+		len += (size_t)snprintf(hidden + len, sizeof(hidden) - len, "%s%u",
+				l ? "," : "", o->hidden[l]);
+	}
+	char *buf = ebm_xmalloc(4096);
+	int n = snprintf(buf, 4096,
+			"objective=%s\nhidden=%s\nmembers=%u\nepochs=%u\nbatch=%u\n"
+			"lr=%.9g\nbeta1=%.9g\nbeta2=%.9g\nweight_decay=%.9g\n"
+			"clip=%.9g\nwarmup=%.9g\nema=%.9g\npatience=%u\n"
+			"reference_frac=%.9g\nreference_min=%u\nreference_max=%u\n"
+			"val_frac=%.9g\nalpha=%.9g\nprec_shrink=%.9g\n"
+			"sigma_min=%.9g\nsigma_max=%.9g\nn_sigmas=%u\n"
+			"cd_steps=%u\ncd_step_size=%.9g\ncd_noise=%.9g\ncd_reinit=%.9g\n"
+			"cd_buffer=%u\ncd_energy_reg=%.9g\nseed=%llu\nthreads=%u\n",
+			ebm_objective_name(o->objective), hidden, o->n_members, o->epochs,
+			o->batch, (double)o->lr, (double)o->beta1, (double)o->beta2,
+			(double)o->weight_decay, (double)o->clip_norm,
+			(double)o->warmup_frac, (double)o->ema_decay, o->patience,
+			(double)o->reference_frac, o->reference_min, o->reference_max,
+			(double)o->val_frac, (double)o->alpha, (double)o->prec_shrink,
+			(double)o->sigma_min, (double)o->sigma_max, o->n_sigmas,
+			o->cd_steps, (double)o->cd_step_size, (double)o->cd_noise,
+			(double)o->cd_reinit, o->cd_buffer, (double)o->cd_energy_reg,
+			(unsigned long long)o->seed, o->n_threads);
+	if (n < 0 || n >= 4096) {
+		buf[0] = '\0';
+	}
+	return buf;
+}
