@@ -30,6 +30,40 @@
 
 /* ---- activations ---------------------------------------------------------- */
 
+/*
+ * expf for the activation loops, written so the compiler vectorizes it:
+ * Cody-Waite reduction x = n ln2 + r, Cephes' degree-6 polynomial for e^r
+ * (relative error about 2 ulp), 2^n assembled in the exponent bits. libm's
+ * expf is a scalar call per element, which made the activations cost a
+ * fifth of a training step. Inputs are clamped to [-60, 60]: the sigmoid
+ * of a very negative input then bottoms out near 1e-26 instead of sliding
+ * into subnormals, which made training several times slower. Past that
+ * range SiLU and softplus are already at their asymptotes in float.
+ */
+static inline float vexpf(float x)
+{
+	/* Ternaries, not fminf/fmaxf: those must honour NaN rules that keep
+	 * them from vectorizing. */
+	x = x < -60.0f ? -60.0f : x;
+	x = x > 60.0f ? 60.0f : x;
+	/* Round to nearest by the 1.5 * 2^23 trick: floorf/rintf do not
+	 * vectorize on baseline x86-64. */
+	float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+	float r = x - n * 0.693359375f;
+	r = r + n * 2.12194440e-4f;
+	float p = 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.0f;
+	int32_t bits = ((int32_t)n + 127) << 23;
+	float scale;
+	memcpy(&scale, &bits, sizeof(scale));
+	return p * scale;
+}
+
 /* h = s(a), s1 = s'(a), s2 = s''(a) (s1/s2 may be NULL), elementwise. */
 static void act_eval(enum ebm_act act, size_t len, float *restrict h,
 		float *restrict s1, float *restrict s2, const float *restrict a)
@@ -37,8 +71,8 @@ static void act_eval(enum ebm_act act, size_t len, float *restrict h,
 	if (act == EBM_ACT_SOFTPLUS) {
 		for (size_t i = 0; i < len; i++) {
 			float x = a[i];
-			float e = expf(-fabsf(x));
-			float sg = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+			float e = vexpf(-fabsf(x));
+			float sg = 1.0f / (1.0f + vexpf(-x));
 			h[i] = fmaxf(x, 0.0f) + log1pf(e);
 			if (s1 != NULL) {
 				s1[i] = sg;
@@ -50,17 +84,30 @@ static void act_eval(enum ebm_act act, size_t len, float *restrict h,
 		return;
 	}
 	/* SiLU: s = a sg(a); s' = sg (1 + a (1 - sg));
-	 * s'' = sg (1 - sg) (2 + a (1 - 2 sg)). */
-	for (size_t i = 0; i < len; i++) {
-		float x = a[i];
-		float sg = 1.0f / (1.0f + expf(-x));
-		h[i] = x * sg;
-		if (s1 != NULL) {
+	 * s'' = sg (1 - sg) (2 + a (1 - 2 sg)). Three loops so each one is a
+	 * straight vectorizable body. */
+	if (s1 == NULL) {
+		for (size_t i = 0; i < len; i++) {
+			float x = a[i];
+			h[i] = x / (1.0f + vexpf(-x));
+		}
+		return;
+	}
+	if (s2 == NULL) {
+		for (size_t i = 0; i < len; i++) {
+			float x = a[i];
+			float sg = 1.0f / (1.0f + vexpf(-x));
+			h[i] = x * sg;
 			s1[i] = sg * (1.0f + x * (1.0f - sg));
 		}
-		if (s2 != NULL) {
-			s2[i] = sg * (1.0f - sg) * (2.0f + x * (1.0f - 2.0f * sg));
-		}
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		float x = a[i];
+		float sg = 1.0f / (1.0f + vexpf(-x));
+		h[i] = x * sg;
+		s1[i] = sg * (1.0f + x * (1.0f - sg));
+		s2[i] = sg * (1.0f - sg) * (2.0f + x * (1.0f - 2.0f * sg));
 	}
 }
 

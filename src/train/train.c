@@ -269,9 +269,10 @@ static void dispatch(struct trainer *tr)
 	tr->generation++;
 	pthread_cond_broadcast(&tr->cv_start);
 	pthread_mutex_unlock(&tr->mu);
-	if (tr->job != JOB_QUIT) {
-		run_job(&tr->workers[0]);
+	if (tr->job == JOB_QUIT) {
+		return; /* workers exit without reporting; the caller joins them */
 	}
+	run_job(&tr->workers[0]);
 	pthread_mutex_lock(&tr->mu);
 	while (tr->pending > 0) {
 		pthread_cond_wait(&tr->cv_done, &tr->mu);
