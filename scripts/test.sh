@@ -1,0 +1,58 @@
+#!/bin/sh
+# The one command that runs every test: installs what is missing, builds
+# ebmd twice (a normal build, and one with AddressSanitizer and
+# UndefinedBehaviorSanitizer) and runs the whole meson test suite in both.
+#   scripts/test.sh            everything
+#   scripts/test.sh --no-asan  the normal build only (quicker while editing)
+set -eu
+cd "$(dirname "$0")/.."
+
+asan=1
+for arg in "$@"; do
+	case "$arg" in
+	--no-asan) asan=0 ;;
+	*) echo "usage: scripts/test.sh [--no-asan]" >&2; exit 2 ;;
+	esac
+done
+
+scripts/install-deps.sh
+
+passed=0
+failed=0
+status=0
+
+run_suite() {
+	dir=$1
+	shift
+	if [ -d "$dir" ]; then
+		meson setup --reconfigure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@" >/dev/null
+	fi
+	meson compile -C "$dir"
+	log="$dir/test-summary.txt"
+	if meson test -C "$dir" --print-errorlogs --num-processes 2 \
+			>"$log" 2>&1; then
+		:
+	else
+		status=1
+	fi
+	cat "$log"
+	ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+	bad=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+	timeout=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+	passed=$((passed + ${ok:-0}))
+	failed=$((failed + ${bad:-0} + ${timeout:-0}))
+}
+
+run_suite build
+if [ "$asan" = 1 ]; then
+	# halt_on_error: a sanitizer report fails the test instead of scrolling by.
+	export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1"
+	export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+	run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dbuildtype=debug -Dc_args=-fno-sanitize-recover=undefined
+fi
+
+echo "tests: $passed passed, $failed failed"
+exit $status
