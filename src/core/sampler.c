@@ -141,3 +141,25 @@ bool ebm_chain_run(ebm_grad_fn fn, void *user, const struct ebm_chain_opts *o,
 	}
 	return metropolis(fn, user, o, rng, z, n, d, scratch, accepted);
 }
+
+bool ebm_sampler_parse(const char *name, enum ebm_sampler *out)
+{
+	static const char *const names[] = {"langevin", "mala", "mh"};
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(name, names[i]) == 0) {
+			*out = (enum ebm_sampler)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *ebm_sampler_name(enum ebm_sampler s)
+{
+	switch (s) {
+	case EBM_SAMPLER_LANGEVIN: return "langevin";
+	case EBM_SAMPLER_MALA: return "mala";
+	case EBM_SAMPLER_MH: return "mh";
+	}
+	return "unknown";
+}
