@@ -1,7 +1,7 @@
 /*
- * adam.c — Adam with decoupled weight decay (AdamW), global gradient-norm
- * clipping and an exponential moving average of the weights. Plain loops:
- * these are O(n_params) per step, dwarfed by the GEMMs.
+ * adam.c — Adam with decoupled weight decay (AdamW) and an exponential
+ * moving average of the weights, over slices of the parameter vector so
+ * that the trainer's workers can update disjoint ranges in parallel.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -29,48 +29,43 @@ void ebm_adam_finish(struct ebm_adam *a)
 	memset(a, 0, sizeof(*a));
 }
 
-double ebm_grad_clip(float *g, size_t n, float max_norm)
+double ebm_sumsq(const float *g, size_t begin, size_t end)
 {
 	double s = 0.0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = begin; i < end; i++) {
 		s += (double)g[i] * (double)g[i];
 	}
-	double norm = sqrt(s);
-	if (max_norm > 0.0f && norm > max_norm) {
-		float k = (float)(max_norm / norm);
-		for (size_t i = 0; i < n; i++) {
-			g[i] *= k;
-		}
-	}
-	return norm;
+	return s;
 }
 
-void ebm_adam_step(struct ebm_adam *a, float *p, const float *g, float lr,
-		float beta1, float beta2, float weight_decay)
+void ebm_adam_update(struct ebm_adam *a, const struct ebm_adam_step *s,
+		float *p, const float *g, size_t begin, size_t end)
 {
-	a->t++;
-	double bc1 = 1.0 - pow(beta1, (double)a->t);
-	double bc2 = 1.0 - pow(beta2, (double)a->t);
-	float step = (float)(lr / (bc1 > 0.0 ? bc1 : 1.0));
+	double bc1 = 1.0 - pow(s->beta1, (double)s->t);
+	double bc2 = 1.0 - pow(s->beta2, (double)s->t);
+	float step = (float)(s->lr / (bc1 > 0.0 ? bc1 : 1.0));
 	float inv_bc2 = (float)(1.0 / bc2);
-	float decay = 1.0f - lr * weight_decay;
+	float decay = 1.0f - s->lr * s->weight_decay;
+	float b1 = s->beta1, b2 = s->beta2, gs = s->grad_scale;
 	float *restrict m = a->m;
 	float *restrict v = a->v;
-	for (size_t i = 0; i < a->n; i++) {
-		m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
-		v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
-		p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i] * inv_bc2) + 1e-8f);
+	float *restrict pp = p;
+	for (size_t i = begin; i < end; i++) {
+		float gi = g[i] * gs;
+		m[i] = b1 * m[i] + (1.0f - b1) * gi;
+		v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+		pp[i] = pp[i] * decay - step * m[i] / (sqrtf(v[i] * inv_bc2) + 1e-8f);
 	}
 }
 
-void ebm_ema_update(float *ema, const float *p, size_t n, float decay,
-		uint64_t t)
+void ebm_ema_update(float *ema, const float *p, size_t begin, size_t end,
+		float decay, uint64_t t)
 {
 	/* Early on the average would be dominated by the random start; the
 	 * usual warm-up (1 + t) / (10 + t) lets it follow the weights. */
 	float warm = (float)((1.0 + (double)t) / (10.0 + (double)t));
 	float k = decay < warm ? decay : warm;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = begin; i < end; i++) {
 		ema[i] = k * ema[i] + (1.0f - k) * p[i];
 	}
 }

@@ -31,8 +31,10 @@
 
 enum job {
 	JOB_NONE,
-	JOB_DSM,
-	JOB_CD,
+	JOB_DSM,       /* gradients of one DSM batch, per worker */
+	JOB_CD,        /* gradients of one CD batch, per worker */
+	JOB_REDUCE,    /* sum worker gradients over a parameter slice */
+	JOB_UPDATE,    /* Adam and weight averaging over a parameter slice */
 	JOB_QUIT,
 };
 
@@ -53,6 +55,7 @@ struct worker {
 	float *df;        /* 2 x shard: CD row weights */
 	float *chain;     /* chain scratch */
 	double loss;
+	double sumsq;     /* JOB_REDUCE: squared norm of its slice */
 	bool ok;
 };
 
@@ -72,6 +75,10 @@ struct trainer {
 	struct ebm_rng slot_rng;
 	/* the current job */
 	float *params;             /* member being trained */
+	float *grad;               /* reduced gradient (JOB_REDUCE) */
+	float *ema;                /* averaged weights, NULL when off */
+	struct ebm_adam adam;
+	struct ebm_adam_step astep;
 	uint32_t member;
 	uint64_t step;
 	size_t batch_start, batch_len;
@@ -229,11 +236,55 @@ static bool job_cd(struct worker *w)
 					count, w->df + count, NULL, w->grad);
 }
 
+static void job_reduce(struct worker *w)
+{
+	struct trainer *tr = w->tr;
+	size_t begin, len;
+	shard(tr->n_params, tr->n_workers, w->id, &begin, &len);
+	size_t end = begin + len;
+	memcpy(tr->grad + begin, tr->workers[0].grad + begin,
+			len * sizeof(float));
+	for (unsigned t = 1; t < tr->n_workers; t++) {
+		const float *g = tr->workers[t].grad;
+		for (size_t q = begin; q < end; q++) {
+			tr->grad[q] += g[q];
+		}
+	}
+	w->sumsq = ebm_sumsq(tr->grad, begin, end);
+}
+
+static void job_update(struct worker *w)
+{
+	struct trainer *tr = w->tr;
+	size_t begin, len;
+	shard(tr->n_params, tr->n_workers, w->id, &begin, &len);
+	ebm_adam_update(&tr->adam, &tr->astep, tr->params, tr->grad, begin,
+			begin + len);
+	if (tr->ema != NULL) {
+		ebm_ema_update(tr->ema, tr->params, begin, begin + len,
+				tr->o->ema_decay, tr->astep.t - 1);
+	}
+}
+
 static void run_job(struct worker *w)
 {
-	memset(w->grad, 0, w->tr->n_params * sizeof(float));
-	w->loss = 0.0;
-	w->ok = w->tr->job == JOB_DSM ? job_dsm(w) : job_cd(w);
+	switch (w->tr->job) {
+	case JOB_DSM:
+	case JOB_CD:
+		memset(w->grad, 0, w->tr->n_params * sizeof(float));
+		w->loss = 0.0;
+		w->ok = w->tr->job == JOB_DSM ? job_dsm(w) : job_cd(w);
+		break;
+	case JOB_REDUCE:
+		job_reduce(w);
+		break;
+	case JOB_UPDATE:
+		job_update(w);
+		break;
+	case JOB_NONE:
+	case JOB_QUIT:
+		break;
+	}
 }
 
 static void *worker_main(void *arg)
@@ -571,12 +622,11 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 	size_t np = tr->n_params;
 	float *params = tr->net.params + (size_t)k * np;
 	enum ebm_status st = EBM_STATUS_OK;
-	struct ebm_adam adam;
 	float *grad = ebm_alloc_array(np, sizeof(float));
 	float *ema = ebm_alloc_array(np, sizeof(float));
 	float *best = ebm_alloc_array(np, sizeof(float));
 	if (grad == NULL || ema == NULL || best == NULL ||
-			!ebm_adam_init(&adam, np)) {
+			!ebm_adam_init(&tr->adam, np)) {
 		free(grad);
 		free(ema);
 		free(best);
@@ -587,8 +637,10 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 	memcpy(ema, params, np * sizeof(float));
 	memcpy(best, params, np * sizeof(float));
 	tr->params = params;
+	tr->grad = grad;
+	tr->ema = o->ema_decay > 0.0f ? ema : NULL;
 	tr->member = k;
-	tr->job = o->objective == EBM_OBJECTIVE_CD ? JOB_CD : JOB_DSM;
+	enum job grad_job = o->objective == EBM_OBJECTIVE_CD ? JOB_CD : JOB_DSM;
 	struct ebm_rng order_rng;
 	ebm_rng_init(&order_rng, mix_seed(o->seed, k, 0, 2));
 	for (size_t i = 0; i < tr->n_train; i++) {
@@ -612,8 +664,8 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 			if (tr->job == JOB_CD) {
 				tr->slot_pos = (tr->slot_pos + o->batch) % o->cd_buffer;
 			}
+			tr->job = grad_job;
 			dispatch(tr);
-			memset(grad, 0, np * sizeof(float));
 			double loss = 0.0;
 			for (unsigned t = 0; t < tr->n_workers; t++) {
 				struct worker *w = &tr->workers[t];
@@ -623,18 +675,20 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 					goto out;
 				}
 				loss += w->loss;
-				for (size_t q = 0; q < np; q++) {
-					grad[q] += w->grad[q];
-				}
 			}
-			if (tr->job == JOB_DSM) {
-				float inv = 1.0f / (float)tr->batch_len;
-				for (size_t q = 0; q < np; q++) {
-					grad[q] *= inv;
-				}
+			tr->job = JOB_REDUCE;
+			dispatch(tr);
+			double sumsq = 0.0;
+			for (unsigned t = 0; t < tr->n_workers; t++) {
+				sumsq += tr->workers[t].sumsq;
+			}
+			/* DSM workers return gradients of sums; CD ones of means. */
+			float scale = 1.0f;
+			if (grad_job == JOB_DSM) {
+				scale = 1.0f / (float)tr->batch_len;
 				loss /= (double)tr->batch_len;
 			}
-			double norm = ebm_grad_clip(grad, np, o->clip_norm);
+			double norm = sqrt(sumsq) * scale;
 			if (!isfinite(loss) || !isfinite(norm)) {
 				st = ebm_error_set(err, EBM_STATUS_DIVERGED,
 						"training diverged: member %u, epoch %u, step %llu: "
@@ -643,11 +697,19 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 						isfinite(loss) ? "gradient" : "loss");
 				goto out;
 			}
-			ebm_adam_step(&adam, params, grad, lr_at(o, step, total_steps),
-					o->beta1, o->beta2, o->weight_decay);
-			if (o->ema_decay > 0.0f) {
-				ebm_ema_update(ema, params, np, o->ema_decay, step);
+			if (o->clip_norm > 0.0f && norm > o->clip_norm) {
+				scale *= (float)(o->clip_norm / norm);
 			}
+			tr->astep = (struct ebm_adam_step){
+				.t = step + 1,
+				.lr = lr_at(o, step, total_steps),
+				.beta1 = o->beta1,
+				.beta2 = o->beta2,
+				.weight_decay = o->weight_decay,
+				.grad_scale = scale,
+			};
+			tr->job = JOB_UPDATE;
+			dispatch(tr);
 			epoch_loss += loss * (double)tr->batch_len;
 			fs->rows_done += tr->batch_len;
 		}
@@ -701,7 +763,7 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 	}
 	memcpy(params, best, np * sizeof(float));
 out:
-	ebm_adam_finish(&adam);
+	ebm_adam_finish(&tr->adam);
 	free(grad);
 	free(ema);
 	free(best);

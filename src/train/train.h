@@ -11,23 +11,33 @@
 #include "core/core.h"
 #include "ebm/train.h"
 
+/* Adam moments for n parameters; the step counter is the caller's. */
 struct ebm_adam {
 	size_t n;
-	uint64_t t;
 	float *m, *v;
+};
+
+struct ebm_adam_step {
+	uint64_t t;          /* 1-based step number (bias correction) */
+	float lr;
+	float beta1, beta2;
+	float weight_decay;  /* decoupled: p *= 1 - lr * weight_decay */
+	float grad_scale;    /* applied to g first (1/batch times the clip) */
 };
 
 bool ebm_adam_init(struct ebm_adam *a, size_t n);
 void ebm_adam_finish(struct ebm_adam *a);
-/* p -= Adam step for gradient g; decoupled weight decay lr * wd * p. */
-void ebm_adam_step(struct ebm_adam *a, float *p, const float *g, float lr,
-		float beta1, float beta2, float weight_decay);
-/* Scales g to norm max_norm if larger (0 = no clip); returns the norm
- * before clipping. */
-double ebm_grad_clip(float *g, size_t n, float max_norm);
-/* ema = k ema + (1 - k) p with k = min(decay, (1 + t) / (10 + t)). */
-void ebm_ema_update(float *ema, const float *p, size_t n, float decay,
-		uint64_t t);
+/*
+ * One Adam step on parameters [begin, end): p, g indexed from 0 like the
+ * moments. Slices of one step may run on different threads.
+ */
+void ebm_adam_update(struct ebm_adam *a, const struct ebm_adam_step *s,
+		float *p, const float *g, size_t begin, size_t end);
+/* Sum of squares of g[begin, end), in double. */
+double ebm_sumsq(const float *g, size_t begin, size_t end);
+/* ema = k ema + (1 - k) p on [begin, end), k = min(decay, (1+t)/(10+t)). */
+void ebm_ema_update(float *ema, const float *p, size_t begin, size_t end,
+		float decay, uint64_t t);
 
 /* In-place inverse of a symmetric positive-definite d x d matrix (double,
  * Cholesky). False if it is not positive definite. */
