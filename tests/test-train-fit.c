@@ -1,0 +1,245 @@
+/*
+ * test-train-fit.c — ebm_train_fit end to end on data with known answers:
+ * a bimodal density whose modes the MLP must find (the Gaussian base alone
+ * puts its minimum energy between them), both objectives, reproducibility,
+ * cancellation and the rejection of unusable input.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ebm/model.h"
+#include "ebm/train.h"
+#include "util/util.h"
+
+/* n rows of d = 2: x0 from +-2 with noise 0.3, x1 standard normal. */
+static float *bimodal(size_t n, uint64_t seed)
+{
+	struct ebm_rng r;
+	ebm_rng_init(&r, seed);
+	float *x = malloc(n * 2 * sizeof(float));
+	for (size_t i = 0; i < n; i++) {
+		x[2 * i] = (i % 2 ? 2.0f : -2.0f) + 0.3f * (float)ebm_rng_normal(&r);
+		x[2 * i + 1] = (float)ebm_rng_normal(&r);
+	}
+	return x;
+}
+
+static void small_options(struct ebm_train_options *o)
+{
+	ebm_train_options_init(o);
+	o->n_layers = 2;
+	o->hidden[0] = 32;
+	o->hidden[1] = 32;
+	o->epochs = 60;
+	o->batch = 64;
+	o->lr = 3e-3f;
+	o->patience = 0;
+	o->seed = 5;
+	o->created = 1700000000;
+}
+
+static float energy_at(const struct ebm_model *m, float a, float b)
+{
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	float x[2] = {a, b}, e;
+	ck_assert_int_eq(ebm_model_energy(m, ctx, x, 1, &e, NULL), EBM_STATUS_OK);
+	ebm_ctx_destroy(ctx);
+	return e;
+}
+
+static void check_bimodal(enum ebm_objective obj)
+{
+	size_t n = 1200;
+	float *x = bimodal(n, 1);
+	struct ebm_train_options o;
+	small_options(&o);
+	o.objective = obj;
+	if (obj == EBM_OBJECTIVE_CD) {
+		o.epochs = 40;
+		o.cd_buffer = 2000;
+	}
+	const char *names[2] = {"x0", "x1"};
+	struct ebm_model *m = NULL;
+	struct ebm_error err;
+	enum ebm_status st = ebm_train_fit(&o, x, n, 2, names, NULL, NULL, &m,
+			&err);
+	ck_assert_msg(st == EBM_STATUS_OK, "%s", err.message);
+	/* Both modes are more likely than the gap between them. */
+	float e_mid = energy_at(m, 0.0f, 0.0f);
+	float e_left = energy_at(m, -2.0f, 0.0f);
+	float e_right = energy_at(m, 2.0f, 0.0f);
+	ck_assert_msg(e_left < e_mid - 1.0f && e_right < e_mid - 1.0f,
+			"%s: E(-2)=%g E(0)=%g E(2)=%g", ebm_objective_name(obj), e_left,
+			e_mid, e_right);
+	/* Far from the data is much less likely than the modes. */
+	ck_assert(energy_at(m, 8.0f, 5.0f) > e_right + 5.0f);
+	/* Metadata and the reference set. */
+	ck_assert_uint_eq(ebm_model_n_features(m), 2);
+	ck_assert_str_eq(ebm_model_feature_name(m, 1), "x1");
+	ck_assert_str_eq(ebm_model_objective(m), ebm_objective_name(obj));
+	ck_assert_uint_eq(ebm_model_created(m), 1700000000);
+	size_t n_ref = ebm_model_n_ref(m);
+	ck_assert_uint_eq(n_ref, 120); /* reference_frac 0.1 of 1200 */
+	const float *re = ebm_model_ref_energies(m);
+	for (size_t i = 1; i < n_ref; i++) {
+		ck_assert(re[i - 1] <= re[i]);
+	}
+	/* Stored energies are the model's energies of the stored rows. */
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	float *e = malloc(n_ref * sizeof(float));
+	ck_assert_int_eq(ebm_model_energy(m, ctx, ebm_model_ref_rows(m), n_ref, e,
+			NULL), EBM_STATUS_OK);
+	for (size_t i = 0; i < n_ref; i++) {
+		ck_assert_float_eq_tol(e[i], re[i], 1e-4f * (1.0f + fabsf(re[i])));
+	}
+	free(e);
+	ebm_ctx_destroy(ctx);
+	ebm_model_destroy(m);
+	free(x);
+}
+
+START_TEST(dsm_finds_both_modes) { check_bimodal(EBM_OBJECTIVE_DSM); }
+END_TEST
+START_TEST(cd_finds_both_modes) { check_bimodal(EBM_OBJECTIVE_CD); }
+END_TEST
+
+static void *fit_bytes(unsigned threads, uint64_t seed, size_t *size)
+{
+	size_t n = 400;
+	float *x = bimodal(n, 2);
+	struct ebm_train_options o;
+	small_options(&o);
+	o.epochs = 5;
+	o.n_members = 2;
+	o.n_threads = threads;
+	o.seed = seed;
+	struct ebm_model *m = NULL;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_fit(&o, x, n, 2, NULL, NULL, NULL, &m, &err),
+			EBM_STATUS_OK);
+	void *buf;
+	ck_assert_int_eq(ebm_model_write_buffer(m, &buf, size, &err),
+			EBM_STATUS_OK);
+	ebm_model_destroy(m);
+	free(x);
+	return buf;
+}
+
+START_TEST(same_seed_same_bytes)
+{
+	for (unsigned threads = 1; threads <= 3; threads++) {
+		size_t s1, s2, s3;
+		void *a = fit_bytes(threads, 9, &s1);
+		void *b = fit_bytes(threads, 9, &s2);
+		void *c = fit_bytes(threads, 10, &s3);
+		ck_assert_uint_eq(s1, s2);
+		ck_assert_msg(memcmp(a, b, s1) == 0, "threads %u: files differ",
+				threads);
+		ck_assert(s1 != s3 || memcmp(a, c, s1) != 0);
+		free(a);
+		free(b);
+		free(c);
+	}
+}
+END_TEST
+
+static bool cancel_at_3(const struct ebm_train_progress *p, void *user)
+{
+	int *calls = user;
+	(*calls)++;
+	ck_assert_uint_eq(p->n_train_rows, 400 - 50 - 40);
+	ck_assert(isfinite(p->train_loss) && isfinite(p->val_loss));
+	return p->epoch < 3;
+}
+
+START_TEST(progress_and_cancel)
+{
+	float *x = bimodal(400, 3);
+	struct ebm_train_options o;
+	small_options(&o);
+	int calls = 0;
+	struct ebm_model *m = (struct ebm_model *)&calls; /* must be reset */
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, cancel_at_3, &calls,
+			&m, &err), EBM_STATUS_CANCELLED);
+	ck_assert_ptr_null(m);
+	ck_assert_int_eq(calls, 3);
+	free(x);
+}
+END_TEST
+
+START_TEST(rejects_bad_input)
+{
+	float *x = bimodal(400, 4);
+	struct ebm_train_options o;
+	small_options(&o);
+	struct ebm_model *m;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_fit(&o, x, 10, 2, NULL, NULL, NULL, &m, &err),
+			EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert_str_eq(err.message, "need at least 20 rows to train, got 10");
+	x[7] = NAN;
+	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, NULL, NULL, &m, &err),
+			EBM_STATUS_NUMERIC);
+	ck_assert_str_eq(err.message, "row 4, feature 2: value is not finite");
+	ck_assert_uint_eq(err.line, 4);
+	x[7] = 0.0f;
+	o.lr = -1.0f;
+	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, NULL, NULL, &m, &err),
+			EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert_str_eq(err.message, "lr must be in (0, 1], got -1");
+	small_options(&o);
+	o.sigma_min = 2.0f;
+	o.sigma_max = 1.0f;
+	ck_assert_int_eq(ebm_train_options_validate(&o, &err),
+			EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert_ptr_null(m);
+	free(x);
+}
+END_TEST
+
+/* A constant feature standardizes to zero instead of dividing by zero. */
+START_TEST(constant_feature)
+{
+	float *x = bimodal(300, 6);
+	for (size_t i = 0; i < 300; i++) {
+		x[2 * i + 1] = 4.0f;
+	}
+	struct ebm_train_options o;
+	small_options(&o);
+	o.epochs = 3;
+	struct ebm_model *m = NULL;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_fit(&o, x, 300, 2, NULL, NULL, NULL, &m, &err),
+			EBM_STATUS_OK);
+	ck_assert(isfinite(energy_at(m, 1.0f, 4.0f)));
+	ebm_model_destroy(m);
+	free(x);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("train");
+	TCase *tc = tcase_create("fit");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, dsm_finds_both_modes);
+	tcase_add_test(tc, cd_finds_both_modes);
+	tcase_add_test(tc, same_seed_same_bytes);
+	tcase_add_test(tc, progress_and_cancel);
+	tcase_add_test(tc, rejects_bad_input);
+	tcase_add_test(tc, constant_feature);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
