@@ -1,0 +1,391 @@
+#!/usr/bin/env bash
+# test-cli.sh — end-to-end test of ebmd-train (API.md section 4): trains a
+# small model on tests/data/thyroid.csv and drives every subcommand, the
+# error paths (exit codes and messages naming file, line and column), the
+# atomic --out, SIGINT, and byte-identical rebuilds.
+#
+# Usage: test-cli.sh PATH/TO/ebmd-train PATH/TO/tests/data
+# Prints one line per check and "N passed, M failed" last; exits non-zero
+# on any failure.
+
+set -u
+
+if [ $# -ne 2 ]; then
+	echo "usage: $0 EBMD_TRAIN DATA_DIR" >&2
+	exit 2
+fi
+EBMD_TRAIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+DATA=$(cd "$2" && pwd)
+THYROID=$DATA/thyroid.csv
+PY=/usr/bin/python3
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ebmd-cli.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP" || exit 1
+
+passed=0
+failed=0
+
+ok() {
+	passed=$((passed + 1))
+	echo "ok   - $1"
+}
+
+not_ok() {
+	failed=$((failed + 1))
+	echo "FAIL - $1"
+	shift
+	for line in "$@"; do
+		echo "       $line"
+	done
+}
+
+# run NAME: runs the rest of the line, output in $TMP/out and $TMP/err,
+# exit code in $rc.
+run() {
+	"$@" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+}
+
+# expect_rc WANT NAME
+expect_rc() {
+	if [ "$rc" -eq "$1" ]; then
+		ok "$2 (exit $rc)"
+	else
+		not_ok "$2: exit $rc, wanted $1" "stderr: $(head -c 600 "$TMP/err")"
+	fi
+}
+
+# expect_err REGEX NAME: stderr matches the extended regex.
+expect_err() {
+	if grep -Eq -- "$1" "$TMP/err"; then
+		ok "$2"
+	else
+		not_ok "$2: stderr does not match /$1/" \
+			"stderr: $(head -c 600 "$TMP/err")"
+	fi
+}
+
+# check NAME COMMAND...: the command succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@" >"$TMP/check.out" 2>&1; then
+		ok "$name"
+	else
+		not_ok "$name" "$(head -c 600 "$TMP/check.out")"
+	fi
+}
+
+export SOURCE_DATE_EPOCH=1700000000
+# shellcheck disable=SC2054 # "32,32" is one argument
+SMALL=(--hidden 32,32 --epochs 5 --batch 128 --seed 7 --threads 1 --quiet)
+N_ROWS=$(awk 'END { print NR - 1 }' "$THYROID")
+
+# ---- top level -------------------------------------------------------------
+
+run "$EBMD_TRAIN" --version
+expect_rc 0 "--version"
+check "--version prints the version" grep -Eq '^ebmd-train [0-9]+\.[0-9]+' "$TMP/out"
+run "$EBMD_TRAIN" --help
+expect_rc 0 "--help"
+run "$EBMD_TRAIN"
+expect_rc 2 "no command"
+run "$EBMD_TRAIN" frobnicate
+expect_rc 2 "unknown command"
+for cmd in train eval score sample inspect; do
+	run "$EBMD_TRAIN" "$cmd" --help
+	expect_rc 0 "$cmd --help"
+	check "$cmd --help prints usage" grep -q "^Usage: ebmd-train $cmd" "$TMP/out"
+done
+
+# ---- train, reproducibly -------------------------------------------------------
+
+run "$EBMD_TRAIN" train --data "$THYROID" --out model.ebm "${SMALL[@]}"
+expect_rc 0 "train a small model"
+check "model.ebm exists" test -s model.ebm
+
+run "$EBMD_TRAIN" train --data "$THYROID" --out verbose.ebm \
+	--hidden 32,32 --epochs 5 --batch 128 --seed 7 --threads 1
+expect_rc 0 "train without --quiet"
+expect_err '^trained [0-9]+ rows x [0-9]+ epochs in [0-9.]+ s \([0-9,]+ rows/s\)$' \
+	"train reports rows, epochs and rate"
+expect_err '^wrote verbose\.ebm \(checksum [0-9a-f]{12}, [0-9]+ reference rows\)$' \
+	"train reports the file, checksum and reference rows"
+expect_err 'epoch [0-9]+/5' "train shows progress lines when not on a terminal"
+check "same seed and SOURCE_DATE_EPOCH: identical files (--quiet or not)" \
+	cmp model.ebm verbose.ebm
+
+run "$EBMD_TRAIN" train --data "$THYROID" --out model2.ebm "${SMALL[@]}"
+expect_rc 0 "train again with the same seed"
+check "same seed and SOURCE_DATE_EPOCH: identical files" cmp model.ebm model2.ebm
+
+run "$EBMD_TRAIN" train --data "$THYROID" --out model3.ebm \
+	--hidden 32,32 --epochs 5 --batch 128 --seed 8 --threads 1 --quiet
+expect_rc 0 "train with another seed"
+if cmp -s model.ebm model3.ebm; then
+	not_ok "another seed gives another file"
+else
+	ok "another seed gives another file"
+fi
+
+run "$EBMD_TRAIN" train --data "$THYROID" --out normal.ebm "${SMALL[@]}" \
+	--normal-only
+expect_rc 0 "train --normal-only"
+
+# ---- inspect -----------------------------------------------------------------
+
+run "$EBMD_TRAIN" inspect model.ebm
+expect_rc 0 "inspect"
+check "inspect prints the model info as JSON" "$PY" -c '
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+want = ["name", "version", "features", "feature_names", "alpha",
+        "reference_size", "objective", "hidden", "created", "checksum",
+        "loaded_at"]
+missing = [k for k in want if k not in d]
+assert not missing, "missing fields %s" % missing
+assert list(d)[:len(want)] == want, "field order %s" % list(d)
+assert d["name"] == "model", d["name"]
+assert re.fullmatch("[0-9a-f]{32}", d["checksum"]), d["checksum"]
+assert d["version"] == d["checksum"][:12], d["version"]
+assert d["features"] == 6, d["features"]
+assert d["feature_names"] == ["f%d" % i for i in range(6)], d["feature_names"]
+assert 0 < d["alpha"] < 1, d["alpha"]
+assert isinstance(d["reference_size"], int) and d["reference_size"] > 0
+assert d["objective"] in ("dsm", "cd"), d["objective"]
+assert d["hidden"] == [32, 32], d["hidden"]
+assert d["created"] == "2023-11-14T22:13:20Z", d["created"]
+iso = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
+assert re.fullmatch(iso, d["loaded_at"]), d["loaded_at"]
+assert d["members"] >= 1 and isinstance(d["activation"], str)
+assert d["seed"] == 7, d["seed"]
+assert isinstance(d["training_options"], dict) and d["training_options"]
+' "$TMP/out"
+
+cp model.ebm renamed.ebm
+run "$EBMD_TRAIN" inspect renamed.ebm
+check "inspect names the model after the file stem" "$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["name"] == "renamed", d["name"]
+' "$TMP/out"
+
+head -c 100 model.ebm >truncated.ebm
+run "$EBMD_TRAIN" inspect truncated.ebm
+expect_rc 1 "inspect a truncated model"
+expect_err 'truncated\.ebm' "the message names the file"
+{ cat model.ebm; printf 'x'; } >trailing.ebm
+run "$EBMD_TRAIN" inspect trailing.ebm
+expect_rc 1 "inspect a model with bytes after its end"
+run "$EBMD_TRAIN" inspect missing.ebm
+expect_rc 1 "inspect a missing file"
+expect_err 'missing\.ebm' "the message names the missing file"
+run "$EBMD_TRAIN" inspect
+expect_rc 2 "inspect without a file"
+
+# ---- score -------------------------------------------------------------------
+
+run "$EBMD_TRAIN" score --model model.ebm --data "$THYROID"
+expect_rc 0 "score"
+cp "$TMP/out" scores.csv
+check "score writes a header and one line per row" "$PY" -c '
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+n = int(sys.argv[2])
+assert lines[0] == "energy,score,p_value,anomaly", lines[0]
+assert len(lines) == n + 1, (len(lines), n + 1)
+for line in lines[1:]:
+    e, s, p, a = line.split(",")
+    float(e), float(s)
+    assert 0 < float(p) <= 1, p
+    assert a in ("0", "1"), a
+' scores.csv "$N_ROWS"
+
+# The same rows with the columns shuffled and no label: same scores.
+"$PY" -c '
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+order = [5, 2, 0, 4, 1, 3]
+w = csv.writer(open(sys.argv[2], "w", newline=""), lineterminator="\n")
+for r in rows:
+    w.writerow([r[i] for i in order])
+' "$THYROID" shuffled.csv
+run "$EBMD_TRAIN" score --model model.ebm --data shuffled.csv
+expect_rc 0 "score with columns in another order"
+check "columns are matched by name" cmp "$TMP/out" scores.csv
+
+# One feature column fewer: a different number of features.
+cut -d, -f1-5,7 "$THYROID" >five.csv
+run "$EBMD_TRAIN" score --model model.ebm --data five.csv
+expect_rc 1 "score with 5 features for a 6-feature model"
+expect_err 'five\.csv' "the message names the file"
+expect_err 'five\.csv.*[^f0-9]5[^0-9].*[^f0-9]6([^0-9]|$)' \
+	"the message gives the file's and the model's counts"
+expect_err "f5" "the message names the missing column"
+
+# Six features but one of them unknown.
+sed '1s/f3/zz/' "$THYROID" >renamed-col.csv
+run "$EBMD_TRAIN" score --model model.ebm --data renamed-col.csv
+expect_rc 1 "score with a missing and an unknown column"
+expect_err "renamed-col\.csv.*f3" "the message names the missing column"
+
+# Seven features: an extra column.
+sed '1s/$/,extra/; 2,$s/$/,1/' "$THYROID" >extra.csv
+run "$EBMD_TRAIN" score --model model.ebm --data extra.csv
+expect_rc 1 "score with an extra column"
+expect_err "extra\.csv.*extra" "the message names the unknown column"
+
+run "$EBMD_TRAIN" score --model missing.ebm --data "$THYROID"
+expect_rc 1 "score with a missing model"
+run "$EBMD_TRAIN" score --model model.ebm
+expect_rc 2 "score without --data"
+
+# ---- eval ----------------------------------------------------------------------
+
+run "$EBMD_TRAIN" eval --model model.ebm --data "$THYROID"
+expect_rc 0 "eval"
+check "eval prints AUROC" grep -Eq '^AUROC +[0-9]\.[0-9]+' "$TMP/out"
+check "eval prints AUPRC" grep -Eq '^AUPRC +[0-9]\.[0-9]+' "$TMP/out"
+check "eval prints precision, recall and F1" \
+	grep -Eq '^F1 +[0-9]\.[0-9]+' "$TMP/out"
+
+run "$EBMD_TRAIN" eval --model model.ebm --data "$THYROID" --json
+expect_rc 0 "eval --json"
+check "eval --json prints one JSON object" "$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k in ("auroc", "auprc", "precision", "recall", "f1"):
+    assert 0 <= d[k] <= 1, (k, d[k])
+assert d["rows"] == int(sys.argv[2]), d["rows"]
+assert 0 < d["anomalies"] < d["rows"]
+assert 0 < d["alpha"] < 1
+' "$TMP/out" "$N_ROWS"
+
+run "$EBMD_TRAIN" eval --model model.ebm --data shuffled.csv
+expect_rc 1 "eval without a label column"
+expect_err 'shuffled\.csv' "the message names the file"
+
+# All rows normal: AUROC is undefined, not an error.
+awk -F, 'NR == 1 || $7 == 0' "$THYROID" >normal-rows.csv
+run "$EBMD_TRAIN" eval --model model.ebm --data normal-rows.csv --json
+expect_rc 0 "eval with one class only"
+check "AUROC is null with a note" "$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["auroc"] is None, d["auroc"]
+assert d.get("note"), d
+' "$TMP/out"
+
+# ---- sample ------------------------------------------------------------------
+
+run "$EBMD_TRAIN" sample --model model.ebm -n 5 --seed 3
+expect_rc 0 "sample -n 5"
+check "sample -n 5 prints 6 lines" test "$(wc -l <"$TMP/out")" -eq 6
+check "sample's header is the feature names" \
+	test "$(head -n 1 "$TMP/out")" = "f0,f1,f2,f3,f4,f5"
+check "sample rows are 6 numbers" "$PY" -c '
+import math, sys
+for line in open(sys.argv[1]).read().splitlines()[1:]:
+    v = [float(x) for x in line.split(",")]
+    assert len(v) == 6 and all(math.isfinite(x) for x in v), line
+' "$TMP/out"
+run "$EBMD_TRAIN" sample --model model.ebm -n 5 --sampler mala --steps 10
+expect_rc 0 "sample --sampler mala"
+expect_err 'acceptance' "mala reports its acceptance rate"
+run "$EBMD_TRAIN" sample --model model.ebm -n 5 --sampler gibbs
+expect_rc 2 "sample with an unknown sampler"
+run "$EBMD_TRAIN" sample --model model.ebm -n 0
+expect_rc 2 "sample -n 0"
+
+# ---- bad data ------------------------------------------------------------------
+
+run "$EBMD_TRAIN" train --data missing.csv --out bad.ebm "${SMALL[@]}"
+expect_rc 1 "train with a missing file"
+expect_err 'missing\.csv' "the message names the missing file"
+
+head -n 20 "$THYROID" >ragged.csv
+sed -i '3s/,[^,]*$//' ragged.csv
+run "$EBMD_TRAIN" train --data ragged.csv --out bad.ebm "${SMALL[@]}"
+expect_rc 1 "train with a ragged row"
+expect_err 'ragged\.csv:3([^0-9]|$)' "the message names the file and line"
+
+head -n 20 "$THYROID" >cell.csv
+sed -i '3s/^\([^,]*\),[^,]*,/\1,abc,/' cell.csv
+run "$EBMD_TRAIN" train --data cell.csv --out bad.ebm "${SMALL[@]}"
+expect_rc 1 "train with a non-numeric cell"
+expect_err 'cell\.csv:3:[0-9]+' "the message names the file, line and column"
+run "$EBMD_TRAIN" score --model model.ebm --data cell.csv
+expect_rc 1 "score with a non-numeric cell"
+expect_err 'cell\.csv:3:[0-9]+' "score's message names the file, line and column"
+
+run "$EBMD_TRAIN" train --data shuffled.csv --out bad.ebm "${SMALL[@]}" \
+	--normal-only
+expect_rc 1 "train --normal-only without a label column"
+
+# ---- usage errors ----------------------------------------------------------------
+
+run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm --bogus
+expect_rc 2 "unknown flag"
+expect_err "'--bogus'" "the message names the flag"
+expect_err '--help' "the message points to --help"
+
+run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm --lr abc
+expect_rc 2 "--lr abc"
+expect_err "^ebmd-train: --lr: expected a positive number, got 'abc'$" \
+	"the message names the flag and the value"
+for bad in "--epochs 1.5" "--epochs -3" "--lr -1" "--lr inf" "--alpha 1" \
+		"--alpha 0" "--hidden 32,,32" "--hidden 0" "--members 0" \
+		"--objective gan" "--seed x" "--batch 10abc"; do
+	# shellcheck disable=SC2086
+	run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm $bad
+	expect_rc 2 "train $bad"
+	expect_err "${bad%% *}" "train $bad: the message names the flag"
+done
+run "$EBMD_TRAIN" train --data "$THYROID"
+expect_rc 2 "train without --out"
+SOURCE_DATE_EPOCH=yesterday run "$EBMD_TRAIN" train --data "$THYROID" \
+	--out bad.ebm "${SMALL[@]}"
+expect_rc 2 "SOURCE_DATE_EPOCH that is not a number"
+expect_err 'SOURCE_DATE_EPOCH' "the message names SOURCE_DATE_EPOCH"
+check "no model is written after errors" test ! -e bad.ebm
+
+# ---- an existing --out survives failures -------------------------------------------
+
+cp model.ebm keep.ebm
+run "$EBMD_TRAIN" train --data cell.csv --out keep.ebm "${SMALL[@]}"
+expect_rc 1 "train over an existing --out with bad data"
+check "the existing --out is untouched" cmp model.ebm keep.ebm
+run "$EBMD_TRAIN" train --data "$THYROID" --out keep.ebm --lr abc
+check "the existing --out is untouched after a usage error" \
+	cmp model.ebm keep.ebm
+check "no temporary files are left behind" \
+	test "$(find . -name '*keep*' | wc -l)" -eq 1
+
+# SIGINT: stop at the end of an epoch, exit 130, leave --out alone.
+"$EBMD_TRAIN" train --data "$THYROID" --out keep.ebm --hidden 64,64 \
+	--epochs 100000 --patience 0 --seed 7 --threads 1 \
+	>"$TMP/out" 2>"$TMP/err" &
+pid=$!
+for _ in $(seq 600); do
+	grep -q 'epoch' "$TMP/err" && break
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+done
+kill -INT "$pid" 2>/dev/null
+for _ in $(seq 600); do
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+done
+if kill -0 "$pid" 2>/dev/null; then
+	kill -KILL "$pid"
+	not_ok "SIGINT stops training within 60 s"
+fi
+wait "$pid"
+rc=$?
+expect_rc 130 "train interrupted by SIGINT"
+expect_err 'interrupted; keep\.ebm not written' "SIGINT is reported"
+check "the existing --out is untouched after SIGINT" cmp model.ebm keep.ebm
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
