@@ -421,28 +421,13 @@ static size_t keep_normal(struct ebm_table *t)
 	return kept;
 }
 
-/*
- * Rows the members were fitted on. struct ebm_train_progress does not
- * report it, so it is the rows given minus the reference set (exact, from
- * the model) minus the validation share (val_frac of the rows, rounded
- * down, as far as the tool can tell).
- */
-static size_t training_rows(size_t n_rows, const struct ebm_model *m,
-		const struct ebm_train_options *o)
-{
-	size_t n_ref = ebm_model_n_ref(m);
-	size_t n_val = (size_t)((double)o->val_frac * (double)n_rows);
-	return n_rows > n_ref + n_val ? n_rows - n_ref - n_val : 0;
-}
-
 static void report(const struct train_cli *c, const struct ebm_model *m,
-		size_t n_rows, uint64_t epochs, double seconds)
+		uint64_t rows, uint64_t epochs, double seconds)
 {
-	size_t rows = training_rows(n_rows, m, &c->opt);
 	char rate[32];
 	ebm_tool_format_count(seconds > 0 ? (double)rows * (double)epochs
 			/ seconds : 0, rate, sizeof(rate));
-	fprintf(stderr, "trained %zu rows x %" PRIu64 " epochs in %.1f s "
+	fprintf(stderr, "trained %" PRIu64 " rows x %" PRIu64 " epochs in %.1f s "
 			"(%s rows/s)\n", rows, epochs, seconds, rate);
 	fprintf(stderr, "wrote %s (checksum %.12s, %zu reference rows)\n",
 			c->out, ebm_model_checksum(m), ebm_model_n_ref(m));
@@ -529,8 +514,8 @@ int ebm_tool_cmd_train(int argc, char **argv)
 		goto out;
 	}
 	if (!c.quiet) {
-		report(&c, m, n_rows, ebm_tool_progress_epochs(&progress),
-				seconds);
+		report(&c, m, progress.last.n_train_rows,
+				ebm_tool_progress_epochs(&progress), seconds);
 	}
 	rc = EBM_TOOL_EXIT_OK;
 
