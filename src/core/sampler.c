@@ -145,6 +145,9 @@ bool ebm_chain_run(ebm_grad_fn fn, void *user, const struct ebm_chain_opts *o,
 bool ebm_sampler_parse(const char *name, enum ebm_sampler *out)
 {
 	static const char *const names[] = {"langevin", "mala", "mh"};
+	if (name == NULL) {
+		return false;
+	}
 	for (int i = 0; i < 3; i++) {
 		if (strcmp(name, names[i]) == 0) {
 			*out = (enum ebm_sampler)i;

@@ -2,6 +2,11 @@
  * model.h (internal) — the definition behind the opaque struct ebm_model,
  * for the modules that build one (train/) or serialize one (model/).
  * Everything else uses include/ebm/model.h.
+ *
+ * A builder allocates with ebm_model_alloc(), fills every field (the net
+ * with ebm_net_init(), strings with malloc'ed copies that the model then
+ * owns), and calls ebm_model_finalize(). After that the model is never
+ * modified again.
  */
 #ifndef EBM_MODEL_MODEL_H
 #define EBM_MODEL_MODEL_H
@@ -16,11 +21,17 @@ struct ebm_model {
 	uint64_t seed;
 	char *objective;           /* owned */
 	char **feature_names;      /* NULL, or d owned strings */
-	char *options;             /* owned, "key=value\n" lines */
+	char *options;             /* owned, "key=value\n" lines; NULL = "" */
 	uint32_t n_ref;
 	float *ref_rows;           /* n_ref x d raw, ascending energy */
 	float *ref_energy;         /* n_ref, ascending */
 	char checksum[33];         /* hex, set by load or by finalize */
+	/*
+	 * Set by load and by finalize, never by a builder: the d feature
+	 * indices sorted by name (strcmp order) for ebm_model_feature_index();
+	 * NULL when the model has no feature names. Owned.
+	 */
+	uint32_t *name_order;
 };
 
 /* A zeroed model to be filled in by a builder. Never NULL (aborts on OOM). */
@@ -29,9 +40,31 @@ struct ebm_model *ebm_model_alloc(void);
 /*
  * Checks a built model the way the reader checks a file (shapes, finite
  * floats, sorted energies, names) and computes its checksum by serializing
- * it. A model that fails is not fit to be written.
+ * it. A model that fails is not fit to be written. Errors are those of the
+ * reader (FORMAT, LIMIT, with "<model>" as origin and the byte offset the
+ * offending value would have in the file), INVALID_ARGUMENT for a model
+ * whose arrays were never allocated, NOMEM.
  */
 enum ebm_status ebm_model_finalize(struct ebm_model *m,
 		struct ebm_error *err);
+
+/* ---- shared by model.c and format.c ---------------------------------- */
+
+/*
+ * format.c: every check the reader makes on the decoded content, applied
+ * to a model in memory; `origin` names it in messages. On success and if
+ * name_order is not NULL, *name_order receives a new malloc'ed array of
+ * the d feature indices sorted by name (NULL for a model without names).
+ */
+enum ebm_status ebm_model_check(const struct ebm_model *m,
+		const char *origin, uint32_t **name_order, struct ebm_error *err);
+
+/*
+ * format.c: serializes a model that passed ebm_model_check() into a new
+ * malloc'ed buffer (caller frees) and writes its 32 hex digit checksum
+ * plus NUL into hex (33 bytes) when hex is not NULL. Errors: NOMEM, LIMIT.
+ */
+enum ebm_status ebm_model_serialize(const struct ebm_model *m,
+		void **out_data, size_t *out_size, char *hex, struct ebm_error *err);
 
 #endif
