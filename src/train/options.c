@@ -58,10 +58,10 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->n_sigmas = 8;
 	o->cd_steps = 20;
 	o->cd_step_size = 0.05f;
-	o->cd_noise = 0.1f;
+	o->cd_noise = 0.3f;   /* ~ sqrt(2 eps): Langevin at temperature 1 */
 	o->cd_reinit = 0.05f;
 	o->cd_buffer = 10000;
-	o->cd_energy_reg = 0.1f;
+	o->cd_energy_reg = 0.01f;
 	o->seed = 1;
 	o->n_threads = 1;
 	o->created = 0;
