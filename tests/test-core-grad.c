@@ -353,11 +353,29 @@ START_TEST(forward_hand_computed)
 }
 END_TEST
 
+/* Non-finite input gives a non-finite f (so callers can refuse the row),
+ * and very large pre-activations stay finite. */
+START_TEST(forward_nonfinite_and_extremes)
+{
+	struct ebm_net net;
+	make_net(&net, EBM_ACT_SILU, 1);
+	struct ebm_work w;
+	ebm_work_init(&w);
+	float z[8] = {NAN, 0.0f, 1.0f, 2.0f, 1e4f, -1e4f, 3e3f, -5e3f}, f[2];
+	ck_assert(ebm_net_forward(&net, &w, z, 2, f));
+	ck_assert(isnan(f[0]));
+	ck_assert(isfinite(f[1]));
+	ebm_work_finish(&w);
+	ebm_net_finish(&net);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("core");
 	TCase *tc = tcase_create("grad");
 	tcase_add_test(tc, forward_hand_computed);
+	tcase_add_test(tc, forward_nonfinite_and_extremes);
 	tcase_add_test(tc, input_grad_silu);
 	tcase_add_test(tc, input_grad_softplus);
 	tcase_add_test(tc, net_input_grad_members);

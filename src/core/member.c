@@ -42,14 +42,18 @@
  */
 static inline float vexpf(float x)
 {
-	/* Ternaries, not fminf/fmaxf: those must honour NaN rules that keep
+	/* A NaN must come out as NaN (so the caller sees a non-finite energy)
+	 * without reaching the float-to-int conversion, where it is undefined
+	 * behaviour: compute on 0 instead and blend the NaN back at the end.
+	 * Ternaries, not fminf/fmaxf: those must honour NaN rules that keep
 	 * them from vectorizing. */
-	x = x < -60.0f ? -60.0f : x;
-	x = x > 60.0f ? 60.0f : x;
+	float xc = x == x ? x : 0.0f;
+	xc = xc < -60.0f ? -60.0f : xc;
+	xc = xc > 60.0f ? 60.0f : xc;
 	/* Round to nearest by the 1.5 * 2^23 trick: floorf/rintf do not
 	 * vectorize on baseline x86-64. */
-	float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-	float r = x - n * 0.693359375f;
+	float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+	float r = xc - n * 0.693359375f;
 	r = r + n * 2.12194440e-4f;
 	float p = 1.9875691500e-4f;
 	p = p * r + 1.3981999507e-3f;
@@ -58,10 +62,10 @@ static inline float vexpf(float x)
 	p = p * r + 1.6666665459e-1f;
 	p = p * r + 5.0000001201e-1f;
 	p = p * r * r + r + 1.0f;
-	int32_t bits = ((int32_t)n + 127) << 23;
+	uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
 	float scale;
 	memcpy(&scale, &bits, sizeof(scale));
-	return p * scale;
+	return x == x ? p * scale : x;
 }
 
 /*
