@@ -1,0 +1,113 @@
+/*
+ * product.h — products of experts, explanations and repair.
+ *
+ * A product is E(x) = sum_i w_i E_i(x) over models with the same features
+ * (energies add, so a product of experts is itself an energy model). Its
+ * reference set is the union of the experts' reference rows, scored under
+ * the product energy once, when the product is created. A product of one
+ * model with weight 1 is that model exactly: it reuses the stored
+ * reference energies, so its scores equal ebm_model_score()'s bit for bit.
+ *
+ * Every scoring-side operation the daemon offers goes through a product:
+ * score, explain (integrated gradients from the median-energy reference
+ * row) and repair (energy descent with a trust region and backtracking).
+ *
+ * Thread-safety: a product is immutable after creation and may be shared
+ * by threads, each with its own struct ebm_ctx. It borrows its models: they
+ * must outlive it.
+ */
+#ifndef EBM_PRODUCT_H
+#define EBM_PRODUCT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ebm/ebm.h"
+#include "ebm/model.h"
+
+#define EBM_PRODUCT_MAX_MODELS 64u
+
+struct ebm_product;
+
+/*
+ * Creates the product of n models with weights (NULL = all 1; each must be
+ * finite and > 0). Fails with MISMATCH (message names the models by index
+ * and says what differs: feature count, or the name of feature j) when the
+ * models do not have the same number of features, or both have names and
+ * they differ. INVALID_ARGUMENT for n == 0, n > EBM_PRODUCT_MAX_MODELS or a
+ * bad weight; NUMERIC if a reference row's product energy is not finite.
+ * ctx is scratch for scoring the union reference set.
+ */
+enum ebm_status ebm_product_create(const struct ebm_model *const *models,
+		const double *weights, size_t n, struct ebm_ctx *ctx,
+		struct ebm_product **out, struct ebm_error *err);
+void ebm_product_destroy(struct ebm_product *p);
+
+size_t ebm_product_n_models(const struct ebm_product *p);
+const struct ebm_model *ebm_product_model(const struct ebm_product *p,
+		size_t i);
+double ebm_product_weight(const struct ebm_product *p, size_t i);
+size_t ebm_product_n_features(const struct ebm_product *p);
+/* The first expert's name for feature i that is not NULL, or NULL. */
+const char *ebm_product_feature_name(const struct ebm_product *p, size_t i);
+long ebm_product_feature_index(const struct ebm_product *p, const char *name);
+/* Smallest alpha among the experts. */
+float ebm_product_alpha(const struct ebm_product *p);
+size_t ebm_product_n_ref(const struct ebm_product *p);
+/* Union reference energies under the product, ascending. */
+const float *ebm_product_ref_energies(const struct ebm_product *p);
+float ebm_product_median_energy(const struct ebm_product *p);
+/* The raw row (d floats) whose energy is the median (rank ceil(n/2)). */
+const float *ebm_product_median_row(const struct ebm_product *p);
+
+/* energy[i] = sum_k w_k E_k(x_i); NUMERIC naming the row (err->line,
+ * 1-based) when an input or the energy is not finite. */
+enum ebm_status ebm_product_energy(const struct ebm_product *p,
+		struct ebm_ctx *ctx, const float *x, size_t n_rows, float *energy,
+		struct ebm_error *err);
+
+/* As ebm_model_score, under the product and its union reference set. */
+enum ebm_status ebm_product_score(const struct ebm_product *p,
+		struct ebm_ctx *ctx, const float *x, size_t n_rows, double alpha,
+		struct ebm_score *out, struct ebm_error *err);
+
+/*
+ * Per-feature attribution of score: integrated gradients of E along the
+ * straight path from the median-energy reference row r to x,
+ *   contrib_j = (x_j - r_j) * integral_0^1 dE/dx_j (r + t (x - r)) dt,
+ * by the midpoint rule with 32 points, doubled (up to 1024) until the
+ * contributions sum to E(x) - E(r) = score within 0.1% (or 1e-4 absolute).
+ * contrib is n_rows x d. Positive: the feature pushed the row away from
+ * normal.
+ */
+enum ebm_status ebm_product_explain(const struct ebm_product *p,
+		struct ebm_ctx *ctx, const float *x, size_t n_rows, float *contrib,
+		struct ebm_error *err);
+
+#define EBM_REPAIR_DEFAULT_STEPS 50u
+#define EBM_REPAIR_MAX_STEPS 1000u
+#define EBM_REPAIR_DEFAULT_STEP_SIZE 0.05f
+#define EBM_REPAIR_MAX_STEP_SIZE 1.0f
+
+struct ebm_repair_options {
+	uint32_t steps;        /* 1 .. EBM_REPAIR_MAX_STEPS */
+	float step_size;       /* (0, EBM_REPAIR_MAX_STEP_SIZE], standardized */
+	const bool *fixed;     /* d flags, or NULL: features that must not move */
+};
+void ebm_repair_options_init(struct ebm_repair_options *o);
+
+/*
+ * Moves each row toward a nearby likely point: gradient descent on E in
+ * standardized units, z <- z - eta * g with fixed features masked, each
+ * move limited to a trust region of step_size * sqrt(d) (Euclidean), and
+ * backtracking (eta halved, up to 20 times) until E decreases; a row whose
+ * energy cannot decrease stops there. So energy_after <= energy_before,
+ * always. out is n_rows x d raw units; before/after may be NULL.
+ */
+enum ebm_status ebm_product_repair(const struct ebm_product *p,
+		struct ebm_ctx *ctx, const struct ebm_repair_options *o,
+		const float *x, size_t n_rows, float *out, float *energy_before,
+		float *energy_after, struct ebm_error *err);
+
+#endif

@@ -1,0 +1,1 @@
+/* product.c: not written yet. */
