@@ -69,11 +69,11 @@ static inline float vexpf(float x)
 }
 
 /*
- * Built twice, for baseline x86-64 and for AVX2+FMA machines, and picked
+ * Built twice, for baseline x86-64 and for AVX2 machines, and picked
  * at load time: 8-wide vectors halve the activations' share of a step.
  */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define EBM_VECTOR_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#define EBM_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define EBM_VECTOR_CLONES
 #endif
