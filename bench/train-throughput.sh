@@ -85,7 +85,8 @@ run_c() {
 		fi
 		r=$(sed -E 's/.*trained ([0-9]+) rows x ([0-9]+) epochs.*/\1/' <<<"$line")
 		e=$(sed -E 's/.*trained ([0-9]+) rows x ([0-9]+) epochs.*/\2/' <<<"$line")
-		self=$(sed -nE 's/.*\(([0-9.eE+-]+) rows\/s\).*/\1/p' <<<"$line")
+		# ebmd-train groups digits ("97,385 rows/s"): drop the commas.
+		self=$(sed -nE 's/.*\(([0-9.,eE+-]+) rows\/s\).*/\1/p' <<<"$line" | tr -d ,)
 		wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
 		rps=$(awk -v r="$r" -v e="$e" -v w="$wall" 'BEGIN { printf "%.1f", r * e / w }')
 		c_rps=$(best "$c_rps" "$rps")
