@@ -469,7 +469,7 @@ def report(primary="ema_best"):
            "at the end; `best` / `ema_best` raw / EMA weights at their best "
            "held-out DSM loss; `/K` = ensemble of the first K members "
            "(average of f).", ""]
-    full = [c for c in configs
+    full = allfull = [c for c in configs
             if all((c, d) in rows for d in DATASETS)]
     if not full:
         out.append("(no complete config yet)")
@@ -506,9 +506,18 @@ def report(primary="ema_best"):
                            thy["ema_best/1"], thy["ema_best/%d" % K],
                            allv[bestv], bestv,
                            np.mean([r["train_s"] for r in rs])))
+        allfull = full
+
+        def score(c):
+            K = rows[(c, DATASETS[0])]["cfg"]["members"]
+            return np.mean([rows[(c, d)]["variants"]["ema_best/%d" % K]
+                            for d in DATASETS])
+        top = sorted(allfull, key=score, reverse=True)[:4]
+        full = ([c for c in allfull if c == "base"] +
+                [c for c in top if c != "base"])
         out += ["", "## Per dataset", "",
-                "Each config's `ema_best/K` (full ensemble, EMA, early "
-                "stopping); baselines first.", ""]
+                "`base` and the 4 best configs by mean `ema_best/K` (full "
+                "ensemble, EMA weights, early stopping); baselines first.", ""]
         hdr = "| dataset | n_train | d | kNN | kNN (DTE) | gauss(s=0.1) | " + \
             " | ".join(full) + " |"
         out += [hdr, "|" + "---|" * (6 + len(full))]
@@ -534,13 +543,13 @@ def report(primary="ema_best"):
                 "best EMA validation loss / steps run.", "",
                 "| config | ema_best_step | best_step (raw) | steps run |",
                 "|---|---|---|---|"]
-        for c in full:
+        for c in allfull:
             infos = [i for d in DATASETS for i in rows[(c, d)]["members_info"]]
             out.append("| %s | %.0f | %.0f | %.0f |" % (
                 c, np.mean([i["ema_best_step"] for i in infos]),
                 np.mean([i["best_step"] for i in infos]),
                 np.mean([i["steps_run"] for i in infos])))
-    partial = [c for c in configs if c not in full]
+    partial = [c for c in configs if c not in allfull]
     if partial:
         out += ["", "Incomplete configs (not all 13 sets run): " +
                 ", ".join(partial)]
