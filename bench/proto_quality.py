@@ -134,6 +134,30 @@ PRESETS = {
     "b512": {"batch": 512},
     "wd1e-4": {"wd": 1e-4},
     "softplus": {"act": "softplus"},
+    # the sweep that picked the defaults (names as in the results table)
+    "h128_s0.3": {"hidden": "128-128", "shrink": 0.3},
+    "h128_s1": {"hidden": "128-128", "shrink": 1.0},
+    "h128_sig0.3": {"hidden": "128-128", "n_sigmas": 1, "sigma_min": 0.3,
+                    "sigma_max": 0.3},
+    "h128_lad0.05-0.5": {"hidden": "128-128", "sigma_max": 0.5},
+    "h128_lr3e-3": {"hidden": "128-128", "lr": 3e-3},
+    "h128_steps6000": {"hidden": "128-128", "steps": 6000},
+    "h128_lad0.1-0.5_m5": {"hidden": "128-128", "n_sigmas": 4,
+                           "sigma_min": 0.1, "sigma_max": 0.5, "members": 5},
+    "h128_sig0.2": {"hidden": "128-128", "n_sigmas": 1, "sigma_min": 0.2,
+                    "sigma_max": 0.2},
+    "h256_lad0.1-0.5": {"n_sigmas": 4, "sigma_min": 0.1, "sigma_max": 0.5},
+    "h64_lad0.1-0.5": {"hidden": "64-64", "n_sigmas": 4, "sigma_min": 0.1,
+                       "sigma_max": 0.5},
+    "h128_sig0.2_seed1_m5": {"hidden": "128-128", "n_sigmas": 1,
+                             "sigma_min": 0.2, "sigma_max": 0.2, "seed": 1,
+                             "members": 5},
+    "h64_sig0.2": {"hidden": "64-64", "n_sigmas": 1, "sigma_min": 0.2,
+                   "sigma_max": 0.2},
+    "h256_sig0.2": {"n_sigmas": 1, "sigma_min": 0.2, "sigma_max": 0.2},
+    # recommended default for the C trainer (= h128_sig0.2)
+    "rec": {"hidden": "128-128", "n_sigmas": 1, "sigma_min": 0.2,
+            "sigma_max": 0.2, "members": 3},
 }
 
 
