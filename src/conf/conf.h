@@ -8,6 +8,14 @@
  *   "ebmd.conf:12: [server] max_rows: expected an integer in 1..1000000, got 'lots'"
  *   "ebmd.conf:3: unknown section [sever]"
  *   "ebmd.conf:7: [models] unknown key 'aplha'"
+ *
+ * Syntax: inih's. Comments start a line with '#' or ';'; a ';' after white
+ * space starts an inline comment ('#' does not). Keys and values are
+ * trimmed; "key: value" also works. Lines may end in CRLF, and may be at
+ * most 198 characters long without surrounding white space (inih's
+ * INI_MAX_LINE of 200 less the newline and NUL); longer ones are an error,
+ * never cut. Each section and each key may appear once. Sizes are plain
+ * integers in bytes, times plain integers in milliseconds.
  */
 #ifndef EBM_CONF_CONF_H
 #define EBM_CONF_CONF_H
@@ -69,20 +77,46 @@ void ebm_conf_init_defaults(struct ebm_conf *c);
 void ebm_conf_finish(struct ebm_conf *c);
 
 /*
- * Parses INI text over the defaults into c (initialized by this call).
- * origin names the text in messages. On failure c is left finished (nothing
- * to free) and err->message is "origin:line: ..." with err->line set.
+ * Parses INI text over the defaults into c (initialized by this call; free
+ * it with ebm_conf_finish). origin names the text in messages ("<string>"
+ * when NULL) and is copied into c->origin. On failure, EBM_STATUS_FORMAT:
+ * c is left finished (nothing to free) and err->message is
+ * "origin:line: ..." for the first error, with err->line set. The messages:
+ *   unknown section [NAME]
+ *   duplicate section [NAME] (first on line N)
+ *   compose name: expected 1..64 characters [A-Za-z0-9_.-], got 'NAME'
+ *   expected ']' to end the section header, got 'TEXT'
+ *   expected 'key = value', got 'TEXT'
+ *   line is longer than 198 characters
+ *   key 'KEY' outside any section
+ *   [SECTION] unknown key 'KEY'
+ *   [SECTION] KEY: duplicate key (first on line N)
+ *   [SECTION] KEY: REASON, got 'VALUE'
+ *   [compose.NAME] missing key 'models'    (line of the section header)
+ * Thread-safe for distinct c.
  */
 enum ebm_status ebm_conf_parse_string(const char *text, const char *origin,
 		struct ebm_conf *c, struct ebm_error *err);
 
-/* Reads path (at most 1 MiB) and parses it. IO errors name the path. */
+/*
+ * Reads path (a regular file of at most 1 MiB) and parses it with the path
+ * as origin. c is always initialized: on failure it is left finished.
+ * Errors: EBM_STATUS_IO "cannot read 'PATH': strerror" (or ": not a
+ * regular file"), EBM_STATUS_LIMIT "configuration file 'PATH' is larger
+ * than 1048576 bytes", EBM_STATUS_FORMAT "PATH:N: unexpected NUL byte" and
+ * everything ebm_conf_parse_string reports.
+ */
 enum ebm_status ebm_conf_load_file(const char *path, struct ebm_conf *c,
 		struct ebm_error *err);
 
 /*
- * Applies a command-line override ("listen", "models_dir") with the same
- * validation as the file; the message names the flag instead of a line.
+ * Applies a command-line override with the same validation as the file.
+ * key is a field name of struct ebm_conf for a file key ("listen",
+ * "models_dir", "log_level", ...) or "section.key" ("models.dir"); compose
+ * keys cannot be set. value is copied. On failure c is unchanged and the
+ * status is EBM_STATUS_INVALID_ARGUMENT with the message naming the flag
+ * ("--listen: expected HOST:PORT, got 'x'"), or "[server] listen: ..." when
+ * flag is NULL; an unknown key gives "FLAG: unknown configuration key 'KEY'".
  */
 enum ebm_status ebm_conf_set(struct ebm_conf *c, const char *key,
 		const char *value, const char *flag, struct ebm_error *err);
@@ -97,8 +131,35 @@ const struct ebm_conf_compose *ebm_conf_find_compose(const struct ebm_conf *c,
  */
 bool ebm_conf_reloadable(const char *section, const char *key);
 
-/* Writes the effective configuration as INI text (malloc'ed), for
- * --check-config output and logs. */
+/*
+ * Writes the effective configuration as INI text (malloc'ed; free() it),
+ * for --check-config output and logs: every key, unset ones as comments,
+ * then the compose sections. ebm_conf_parse_string() reads it back to an
+ * equal struct (the origin aside), unless a path set with ebm_conf_set()
+ * holds a newline, " ;", or more than inih's line limit.
+ */
 char *ebm_conf_format(const struct ebm_conf *c);
+
+/*
+ * Checks "HOST:PORT": HOST is an IPv4 dotted quad, a host name (RFC 1123
+ * labels, "localhost" included) or an IPv6 address in brackets ("[::1]");
+ * PORT is 0..65535 (0: any free port). On success, when not NULL, *host
+ * gets HOST without brackets (malloc'ed; free() it) and *port the port.
+ * Returns false, touching neither, when s is not of this form.
+ */
+bool ebm_conf_parse_listen(const char *s, char **host, unsigned *port);
+
+/*
+ * Reads the auth token: the first line of path with surrounding white
+ * space removed. On success *token is malloc'ed (free() it) and, when
+ * world_readable is not NULL, it is set to whether group or others may read
+ * the file (the daemon warns). On failure *token is NULL: EBM_STATUS_IO
+ * "cannot read 'PATH': strerror" (or ": not a regular file"),
+ * EBM_STATUS_LIMIT "token file 'PATH' is larger than 4096 bytes",
+ * EBM_STATUS_FORMAT "token file 'PATH': the first line is empty" or
+ * "token file 'PATH': the token contains a control character".
+ */
+enum ebm_status ebm_conf_read_token(const char *path, char **token,
+		bool *world_readable, struct ebm_error *err);
 
 #endif

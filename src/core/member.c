@@ -69,11 +69,11 @@ static inline float vexpf(float x)
 }
 
 /*
- * Built twice, for baseline x86-64 and for AVX2+FMA machines, and picked
+ * Built twice, for baseline x86-64 and for AVX2 machines, and picked
  * at load time: 8-wide vectors halve the activations' share of a step.
  */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define EBM_VECTOR_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#define EBM_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define EBM_VECTOR_CLONES
 #endif
@@ -174,6 +174,11 @@ static void affine(const struct layer_view *lv, const float *H, size_t n,
 {
 	for (size_t i = 0; i < n; i++) {
 		memcpy(A + i * lv->out, lv->b, lv->out * sizeof(float));
+	}
+	if (n == 1) {
+		/* One row (the daemon's common case): a matrix-vector product. */
+		ebm_gemv(false, lv->out, lv->in, 1.0f, lv->W, lv->in, H, 1.0f, A);
+		return;
 	}
 	ebm_gemm(false, true, n, lv->out, lv->in, 1.0f, H, lv->in, lv->W, lv->in,
 			1.0f, A, lv->out);
@@ -302,7 +307,10 @@ static void backward(const struct ebm_net *net, const struct member_view *v,
 		/* Dh_{l-1} = Da_l W_l, into the layer below's DH (or G). */
 		size_t in = v->layer[l].in;
 		float *Dh_below = l > 0 ? t->DH[l - 1] : G;
-		if (Dh_below != NULL) {
+		if (Dh_below != NULL && n == 1) {
+			ebm_gemv(true, h, in, 1.0f, v->layer[l].W, in, Da, 0.0f,
+					Dh_below);
+		} else if (Dh_below != NULL) {
 			ebm_gemm(false, false, n, in, h, 1.0f, Da, h, v->layer[l].W, in,
 					0.0f, Dh_below, in);
 		}

@@ -236,14 +236,7 @@ double ebm_p_value(const float *sorted_energy, size_t n, float energy)
  * Scratch
  * ==================================================================== */
 
-struct ebm_ctx {
-	struct ebm_work net;    /* the network's own scratch */
-	struct ebm_work z;      /* standardized rows */
-	struct ebm_work f;      /* log-densities */
-	struct ebm_work g;      /* input gradients */
-	struct ebm_work e;      /* energies (score) */
-	struct ebm_work chain;  /* sampler scratch */
-};
+/* struct ebm_ctx is defined in model.h (shared with product.c). */
 
 struct ebm_ctx *ebm_ctx_create(void)
 {
@@ -254,6 +247,9 @@ struct ebm_ctx *ebm_ctx_create(void)
 	ebm_work_init(&ctx->g);
 	ebm_work_init(&ctx->e);
 	ebm_work_init(&ctx->chain);
+	for (size_t i = 0; i < EBM_CTX_PRODUCT_BUFS; i++) {
+		ebm_work_init(&ctx->prod[i]);
+	}
 	return ctx;
 }
 
@@ -268,6 +264,9 @@ void ebm_ctx_destroy(struct ebm_ctx *ctx)
 	ebm_work_finish(&ctx->g);
 	ebm_work_finish(&ctx->e);
 	ebm_work_finish(&ctx->chain);
+	for (size_t i = 0; i < EBM_CTX_PRODUCT_BUFS; i++) {
+		ebm_work_finish(&ctx->prod[i]);
+	}
 	free(ctx);
 }
 

@@ -35,6 +35,20 @@ struct ebm_model {
 };
 
 /* A zeroed model to be filled in by a builder. Never NULL (aborts on OOM). */
+/* Per-thread scratch (opaque outside src/model/). Each buffer grows as
+ * needed and is reused; product.c has its own so that it can call the
+ * model functions, which use the others, while holding its results. */
+#define EBM_CTX_PRODUCT_BUFS 6
+struct ebm_ctx {
+	struct ebm_work net;    /* the network's own scratch */
+	struct ebm_work z;      /* standardized rows */
+	struct ebm_work f;      /* log-densities */
+	struct ebm_work g;      /* input gradients */
+	struct ebm_work e;      /* energies (score) */
+	struct ebm_work chain;  /* sampler scratch */
+	struct ebm_work prod[EBM_CTX_PRODUCT_BUFS];
+};
+
 struct ebm_model *ebm_model_alloc(void);
 
 /*

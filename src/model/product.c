@@ -1,1 +1,520 @@
-/* product.c: not written yet. */
+/*
+ * product.c — products of experts (weighted sums of model energies), and
+ * the two gradient-based services built on any product: explanations by
+ * integrated gradients and repair by energy descent. A single model is the
+ * product of one expert with weight 1 and reuses its stored reference
+ * energies, so its scores are the model's own.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "ebm/product.h"
+
+/* Scratch buffers of struct ebm_ctx used here (see model.h). */
+enum {
+	BUF_ACC,     /* accumulated energies or gradients */
+	BUF_TMP,     /* one expert's energies or gradients */
+	BUF_PTS,     /* explain: path points; repair: proposals */
+	BUF_GRAD,    /* explain: path gradients; repair: gradients */
+	BUF_E,       /* repair: current energies */
+	BUF_AUX,     /* repair: proposal energies and step scales */
+};
+
+struct ebm_product {
+	size_t n;
+	const struct ebm_model *models[EBM_PRODUCT_MAX_MODELS];
+	double weights[EBM_PRODUCT_MAX_MODELS];
+	size_t d;
+	const struct ebm_model *named;  /* first expert with feature names */
+	float alpha;
+	size_t n_ref;
+	float *ref_energy;              /* owned, ascending */
+	float *median_row;              /* owned, d floats */
+};
+
+/* ---- energies --------------------------------------------------------- */
+
+/*
+ * energy (and grad, n x d, if not NULL) of the product for n rows. Errors
+ * from the experts already name the row (1-based within x).
+ */
+static enum ebm_status product_eval(const struct ebm_product *p,
+		struct ebm_ctx *ctx, const float *x, size_t n, float *energy,
+		float *grad, struct ebm_error *err)
+{
+	size_t d = p->d;
+	float *tmp = ebm_work_reserve(&ctx->prod[BUF_TMP], n);
+	float *gtmp = NULL;
+	if (grad != NULL) {
+		gtmp = ebm_work_reserve(&ctx->prod[BUF_ACC], n * d);
+	}
+	if (tmp == NULL || (grad != NULL && gtmp == NULL)) {
+		return ebm_error_set(err, EBM_STATUS_NOMEM,
+				"out of memory for scratch space");
+	}
+	for (size_t k = 0; k < p->n; k++) {
+		enum ebm_status st = grad != NULL ?
+				ebm_model_energy_grad(p->models[k], ctx, x, n, tmp, gtmp, err) :
+				ebm_model_energy(p->models[k], ctx, x, n, tmp, err);
+		if (st != EBM_STATUS_OK) {
+			return st;
+		}
+		float w = (float)p->weights[k];
+		for (size_t i = 0; i < n; i++) {
+			energy[i] = k == 0 ? w * tmp[i] : energy[i] + w * tmp[i];
+		}
+		if (grad != NULL) {
+			for (size_t q = 0; q < n * d; q++) {
+				grad[q] = k == 0 ? w * gtmp[q] : grad[q] + w * gtmp[q];
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(energy[i])) {
+			enum ebm_status st = ebm_error_set(err, EBM_STATUS_NUMERIC,
+					"row %zu: energy is not finite", i + 1);
+			if (err != NULL) {
+				err->line = i + 1;
+			}
+			return st;
+		}
+	}
+	return EBM_STATUS_OK;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+	return x < y ? -1 : (x > y);
+}
+
+/* ---- creation ------------------------------------------------------------ */
+
+/* Same feature count as models[0]; same names as the first named expert
+ * wherever both have names. */
+static enum ebm_status check_compatible(const struct ebm_product *p,
+		struct ebm_error *err)
+{
+	for (size_t k = 1; k < p->n; k++) {
+		const struct ebm_model *b = p->models[k];
+		if (ebm_model_n_features(b) != p->d) {
+			return ebm_error_set(err, EBM_STATUS_MISMATCH,
+					"models[%zu] has %zu features, models[0] has %zu", k,
+					ebm_model_n_features(b), p->d);
+		}
+	}
+	if (p->named == NULL) {
+		return EBM_STATUS_OK;
+	}
+	for (size_t k = 0; k < p->n; k++) {
+		const struct ebm_model *b = p->models[k];
+		if (ebm_model_feature_name(b, 0) == NULL) {
+			continue;
+		}
+		for (size_t j = 0; j < p->d; j++) {
+			const char *na = ebm_model_feature_name(p->named, j);
+			const char *nb = ebm_model_feature_name(b, j);
+			if (strcmp(na, nb) != 0) {
+				return ebm_error_set(err, EBM_STATUS_MISMATCH,
+						"models[%zu] calls feature %zu '%s' where another "
+						"model has '%s'", k, j, nb, na);
+			}
+		}
+	}
+	return EBM_STATUS_OK;
+}
+
+enum ebm_status ebm_product_create(const struct ebm_model *const *models,
+		const double *weights, size_t n, struct ebm_ctx *ctx,
+		struct ebm_product **out, struct ebm_error *err)
+{
+	*out = NULL;
+	if (n == 0 || n > EBM_PRODUCT_MAX_MODELS) {
+		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
+				"a product needs 1 to %u models, got %zu",
+				EBM_PRODUCT_MAX_MODELS, n);
+	}
+	struct ebm_product *p = ebm_xcalloc(1, sizeof(*p));
+	p->n = n;
+	p->d = ebm_model_n_features(models[0]);
+	p->alpha = 1.0f;
+	for (size_t k = 0; k < n; k++) {
+		double w = weights != NULL ? weights[k] : 1.0;
+		if (!(isfinite(w) && w > 0.0)) {
+			ebm_product_destroy(p);
+			return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
+					"weights[%zu] must be a finite number > 0, got %g", k, w);
+		}
+		p->models[k] = models[k];
+		p->weights[k] = w;
+		float a = ebm_model_alpha(models[k]);
+		p->alpha = a < p->alpha ? a : p->alpha;
+		if (p->named == NULL && ebm_model_feature_name(models[k], 0) != NULL) {
+			p->named = models[k];
+		}
+	}
+	enum ebm_status st = check_compatible(p, err);
+	if (st != EBM_STATUS_OK) {
+		ebm_product_destroy(p);
+		return st;
+	}
+	size_t total = 0;
+	for (size_t k = 0; k < n; k++) {
+		total += ebm_model_n_ref(models[k]);
+	}
+	size_t d = p->d;
+	p->n_ref = total;
+	p->ref_energy = ebm_alloc_array(total, sizeof(float));
+	p->median_row = ebm_alloc_array(d, sizeof(float));
+	float *rows = ebm_alloc_array(total * d, sizeof(float));
+	if (p->ref_energy == NULL || p->median_row == NULL || rows == NULL) {
+		free(rows);
+		ebm_product_destroy(p);
+		return ebm_error_set(err, EBM_STATUS_NOMEM,
+				"out of memory for %zu reference rows", total);
+	}
+	if (n == 1 && p->weights[0] == 1.0) {
+		/* The model itself: its stored energies, not recomputed ones. */
+		memcpy(p->ref_energy, ebm_model_ref_energies(models[0]),
+				total * sizeof(float));
+		memcpy(p->median_row, ebm_model_ref_rows(models[0]) +
+				ebm_model_median_index(models[0]) * d, d * sizeof(float));
+		free(rows);
+		*out = p;
+		return EBM_STATUS_OK;
+	}
+	size_t off = 0;
+	for (size_t k = 0; k < n; k++) {
+		size_t nk = ebm_model_n_ref(models[k]);
+		memcpy(rows + off * d, ebm_model_ref_rows(models[k]),
+				nk * d * sizeof(float));
+		off += nk;
+	}
+	st = product_eval(p, ctx, rows, total, p->ref_energy, NULL, err);
+	if (st != EBM_STATUS_OK) {
+		if (err != NULL) {
+			/* Keep the expert's message, truncated to fit the prefix. */
+			char msg[400];
+			memcpy(msg, err->message, sizeof(msg) - 1);
+			msg[sizeof(msg) - 1] = '\0';
+			snprintf(err->message, sizeof(err->message),
+					"reference set of the product: %.399s", msg);
+		}
+		free(rows);
+		ebm_product_destroy(p);
+		return st;
+	}
+	/* The median-energy row: rank ceil(n/2) among the union. */
+	size_t best = 0;
+	float *sorted = p->ref_energy;
+	float *copy = ebm_alloc_array(total, sizeof(float));
+	if (copy == NULL) {
+		free(rows);
+		ebm_product_destroy(p);
+		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
+	}
+	memcpy(copy, sorted, total * sizeof(float));
+	qsort(sorted, total, sizeof(float), cmp_float);
+	float med = sorted[(total - 1) / 2];
+	for (size_t i = 0; i < total; i++) {
+		if (copy[i] == med) {
+			best = i;
+			break;
+		}
+	}
+	memcpy(p->median_row, rows + best * d, d * sizeof(float));
+	free(copy);
+	free(rows);
+	*out = p;
+	return EBM_STATUS_OK;
+}
+
+void ebm_product_destroy(struct ebm_product *p)
+{
+	if (p == NULL) {
+		return;
+	}
+	free(p->ref_energy);
+	free(p->median_row);
+	free(p);
+}
+
+/* ---- accessors -------------------------------------------------------------- */
+
+size_t ebm_product_n_models(const struct ebm_product *p) { return p->n; }
+
+const struct ebm_model *ebm_product_model(const struct ebm_product *p,
+		size_t i)
+{
+	return i < p->n ? p->models[i] : NULL;
+}
+
+double ebm_product_weight(const struct ebm_product *p, size_t i)
+{
+	return i < p->n ? p->weights[i] : 0.0;
+}
+
+size_t ebm_product_n_features(const struct ebm_product *p) { return p->d; }
+
+const char *ebm_product_feature_name(const struct ebm_product *p, size_t i)
+{
+	return p->named != NULL ? ebm_model_feature_name(p->named, i) : NULL;
+}
+
+long ebm_product_feature_index(const struct ebm_product *p, const char *name)
+{
+	return p->named != NULL ? ebm_model_feature_index(p->named, name) : -1;
+}
+
+float ebm_product_alpha(const struct ebm_product *p) { return p->alpha; }
+size_t ebm_product_n_ref(const struct ebm_product *p) { return p->n_ref; }
+
+const float *ebm_product_ref_energies(const struct ebm_product *p)
+{
+	return p->ref_energy;
+}
+
+float ebm_product_median_energy(const struct ebm_product *p)
+{
+	return p->ref_energy[(p->n_ref - 1) / 2];
+}
+
+const float *ebm_product_median_row(const struct ebm_product *p)
+{
+	return p->median_row;
+}
+
+/* ---- scoring ------------------------------------------------------------------ */
+
+enum ebm_status ebm_product_energy(const struct ebm_product *p,
+		struct ebm_ctx *ctx, const float *x, size_t n_rows, float *energy,
+		struct ebm_error *err)
+{
+	return product_eval(p, ctx, x, n_rows, energy, NULL, err);
+}
+
+enum ebm_status ebm_product_score(const struct ebm_product *p,
+		struct ebm_ctx *ctx, const float *x, size_t n_rows, double alpha,
+		struct ebm_score *out, struct ebm_error *err)
+{
+	if (!(alpha > 0.0 && alpha < 1.0)) {
+		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
+				"alpha must be in (0, 1), got %g", alpha);
+	}
+	float *e = ebm_work_reserve(&ctx->prod[BUF_E], n_rows);
+	if (n_rows > 0 && e == NULL) {
+		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
+	}
+	enum ebm_status st = product_eval(p, ctx, x, n_rows, e, NULL, err);
+	if (st != EBM_STATUS_OK) {
+		return st;
+	}
+	float med = ebm_product_median_energy(p);
+	for (size_t i = 0; i < n_rows; i++) {
+		out[i].energy = e[i];
+		out[i].score = e[i] - med;
+		out[i].p_value = ebm_p_value(p->ref_energy, p->n_ref, e[i]);
+		out[i].anomaly = out[i].p_value < alpha;
+	}
+	return EBM_STATUS_OK;
+}
+
+/* ---- explanations ------------------------------------------------------------- */
+
+#define IG_MIN_POINTS 32u
+#define IG_MAX_POINTS 1024u
+
+/* Integrated gradients of one row with m midpoint-rule points. */
+static enum ebm_status ig_row(const struct ebm_product *p,
+		struct ebm_ctx *ctx, const float *x, size_t m, float *contrib,
+		struct ebm_error *err)
+{
+	size_t d = p->d;
+	const float *r = p->median_row;
+	float *pts = ebm_work_reserve(&ctx->prod[BUF_PTS], m * d);
+	float *g = ebm_work_reserve(&ctx->prod[BUF_GRAD], m * d);
+	float *e = ebm_work_reserve(&ctx->prod[BUF_AUX], m);
+	if (pts == NULL || g == NULL || e == NULL) {
+		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
+	}
+	for (size_t k = 0; k < m; k++) {
+		float t = ((float)k + 0.5f) / (float)m;
+		for (size_t j = 0; j < d; j++) {
+			pts[k * d + j] = r[j] + t * (x[j] - r[j]);
+		}
+	}
+	enum ebm_status st = product_eval(p, ctx, pts, m, e, g, err);
+	if (st != EBM_STATUS_OK) {
+		return st;
+	}
+	for (size_t j = 0; j < d; j++) {
+		double s = 0.0;
+		for (size_t k = 0; k < m; k++) {
+			s += g[k * d + j];
+		}
+		contrib[j] = (float)((double)(x[j] - r[j]) * s / (double)m);
+	}
+	return EBM_STATUS_OK;
+}
+
+enum ebm_status ebm_product_explain(const struct ebm_product *p,
+		struct ebm_ctx *ctx, const float *x, size_t n_rows, float *contrib,
+		struct ebm_error *err)
+{
+	size_t d = p->d;
+	float *e = ebm_work_reserve(&ctx->prod[BUF_E], n_rows);
+	if (n_rows > 0 && e == NULL) {
+		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
+	}
+	enum ebm_status st = product_eval(p, ctx, x, n_rows, e, NULL, err);
+	if (st != EBM_STATUS_OK) {
+		return st;
+	}
+	float med = ebm_product_median_energy(p);
+	for (size_t i = 0; i < n_rows; i++) {
+		double score = (double)e[i] - (double)med;
+		for (size_t m = IG_MIN_POINTS; m <= IG_MAX_POINTS; m *= 2) {
+			st = ig_row(p, ctx, x + i * d, m, contrib + i * d, err);
+			if (st != EBM_STATUS_OK) {
+				if (err != NULL) {
+					err->line = i + 1;
+				}
+				return st;
+			}
+			double sum = 0.0;
+			for (size_t j = 0; j < d; j++) {
+				sum += contrib[i * d + j];
+			}
+			if (fabs(sum - score) <= 1e-3 * fabs(score) + 1e-4) {
+				break;
+			}
+		}
+	}
+	return EBM_STATUS_OK;
+}
+
+/* ---- repair ------------------------------------------------------------------- */
+
+#define REPAIR_MAX_HALVINGS 20
+
+void ebm_repair_options_init(struct ebm_repair_options *o)
+{
+	o->steps = EBM_REPAIR_DEFAULT_STEPS;
+	o->step_size = EBM_REPAIR_DEFAULT_STEP_SIZE;
+	o->fixed = NULL;
+}
+
+enum ebm_status ebm_product_repair(const struct ebm_product *p,
+		struct ebm_ctx *ctx, const struct ebm_repair_options *o,
+		const float *x, size_t n_rows, float *out, float *energy_before,
+		float *energy_after, struct ebm_error *err)
+{
+	if (o->steps < 1 || o->steps > EBM_REPAIR_MAX_STEPS) {
+		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
+				"steps must be 1..%u, got %u", EBM_REPAIR_MAX_STEPS, o->steps);
+	}
+	if (!(o->step_size > 0.0f && o->step_size <= EBM_REPAIR_MAX_STEP_SIZE)) {
+		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
+				"step_size must be in (0, %g], got %g",
+				(double)EBM_REPAIR_MAX_STEP_SIZE, (double)o->step_size);
+	}
+	size_t d = p->d;
+	/* "Standardized units" are those of the first expert. */
+	const float *scale = p->models[0]->net.scale;
+	float *e = ebm_work_reserve(&ctx->prod[BUF_E], n_rows);
+	float *g = ebm_work_reserve(&ctx->prod[BUF_GRAD], n_rows * d);
+	float *prop = ebm_work_reserve(&ctx->prod[BUF_PTS], n_rows * d);
+	float *aux = ebm_work_reserve(&ctx->prod[BUF_AUX], 3 * n_rows);
+	if (n_rows > 0 && (e == NULL || g == NULL || prop == NULL || aux == NULL)) {
+		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
+	}
+	float *e_prop = aux;          /* n_rows */
+	float *h = aux + n_rows;      /* step scale of each row this step */
+	float *active = aux + 2 * n_rows;
+	memcpy(out, x, n_rows * d * sizeof(float));
+	enum ebm_status st = product_eval(p, ctx, out, n_rows, e, NULL, err);
+	if (st != EBM_STATUS_OK) {
+		return st;
+	}
+	if (energy_before != NULL) {
+		memcpy(energy_before, e, n_rows * sizeof(float));
+	}
+	float radius = o->step_size * sqrtf((float)d);
+	for (size_t i = 0; i < n_rows; i++) {
+		active[i] = 1.0f;
+	}
+	for (uint32_t step = 0; step < o->steps; step++) {
+		/* product_eval's gradient output is written over g. */
+		float *e_tmp = e_prop;
+		st = product_eval(p, ctx, out, n_rows, e_tmp, g, err);
+		if (st != EBM_STATUS_OK) {
+			return st;
+		}
+		/* Gradient in the first expert's standardized units, masked;
+		 * direction normalized so that a full step moves `radius`. */
+		size_t n_active = 0;
+		for (size_t i = 0; i < n_rows; i++) {
+			float *gi = g + i * d;
+			double norm2 = 0.0;
+			for (size_t j = 0; j < d; j++) {
+				gi[j] = (o->fixed != NULL && o->fixed[j]) ? 0.0f
+						: gi[j] * scale[j];
+				norm2 += (double)gi[j] * gi[j];
+			}
+			if (active[i] == 0.0f || !(norm2 > 0.0)) {
+				active[i] = 0.0f;
+				h[i] = 0.0f;
+				continue;
+			}
+			float inv = (float)(1.0 / sqrt(norm2));
+			for (size_t j = 0; j < d; j++) {
+				gi[j] *= inv;
+			}
+			h[i] = radius;
+			n_active++;
+		}
+		if (n_active == 0) {
+			break;
+		}
+		for (int tries = 0; tries <= REPAIR_MAX_HALVINGS; tries++) {
+			bool pending = false;
+			for (size_t i = 0; i < n_rows; i++) {
+				for (size_t j = 0; j < d; j++) {
+					/* dz = -h g  =>  dx = scale * dz */
+					prop[i * d + j] = out[i * d + j] -
+							h[i] * g[i * d + j] * scale[j];
+				}
+			}
+			st = product_eval(p, ctx, prop, n_rows, e_prop, NULL, err);
+			if (st != EBM_STATUS_OK) {
+				return st;
+			}
+			for (size_t i = 0; i < n_rows; i++) {
+				if (h[i] == 0.0f) {
+					continue;
+				}
+				if (e_prop[i] < e[i]) {
+					memcpy(out + i * d, prop + i * d, d * sizeof(float));
+					e[i] = e_prop[i];
+					h[i] = 0.0f;
+				} else if (tries == REPAIR_MAX_HALVINGS) {
+					active[i] = 0.0f; /* no descent left: a local minimum */
+					h[i] = 0.0f;
+				} else {
+					h[i] *= 0.5f;
+					pending = true;
+				}
+			}
+			if (!pending) {
+				break;
+			}
+		}
+	}
+	if (energy_after != NULL) {
+		memcpy(energy_after, e, n_rows * sizeof(float));
+	}
+	return EBM_STATUS_OK;
+}

@@ -1,0 +1,283 @@
+/*
+ * test-model-product.c — products of experts, integrated-gradient
+ * explanations and repair, on Gaussian energies where every answer is
+ * known in closed form: E(x) = 0.5 sum_j p_j x_j^2 (MLP output weights 0,
+ * standardization the identity).
+ *   - product energy: sum_k w_k E_k;
+ *   - integrated gradients from r to x: contrib_j = 0.5 p_j (x_j^2 - r_j^2)
+ *     exactly (the integrand is linear in t, so the midpoint rule is exact);
+ *   - repair descends toward the origin, never raising the energy.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ebm/product.h"
+#include "model/model.h"
+
+static struct ebm_model *gaussian(size_t d, const float *p, size_t n_ref,
+		float row_step, const char *const *names)
+{
+	struct ebm_model *m = ebm_model_alloc();
+	uint32_t hidden[1] = {4};
+	ck_assert(ebm_net_init(&m->net, (uint32_t)d, 1, 1, hidden, EBM_ACT_SILU));
+	for (size_t j = 0; j < d; j++) {
+		m->net.prec[j * d + j] = p[j];
+	}
+	m->n_ref = (uint32_t)n_ref;
+	m->ref_rows = calloc(n_ref * d, sizeof(float));
+	m->ref_energy = calloc(n_ref, sizeof(float));
+	for (size_t i = 0; i < n_ref; i++) {
+		m->ref_rows[i * d] = row_step * (float)i;
+		m->ref_energy[i] = 0.5f * p[0] * m->ref_rows[i * d] *
+				m->ref_rows[i * d];
+	}
+	m->alpha = 0.05f;
+	m->objective = strdup("dsm");
+	m->options = strdup("");
+	if (names != NULL) {
+		m->feature_names = calloc(d, sizeof(char *));
+		for (size_t j = 0; j < d; j++) {
+			m->feature_names[j] = strdup(names[j]);
+		}
+	}
+	struct ebm_error err;
+	ck_assert_msg(ebm_model_finalize(m, &err) == EBM_STATUS_OK, "%s",
+			err.message);
+	return m;
+}
+
+static const float P1[3] = {1.0f, 2.0f, 0.5f};
+static const float P2[3] = {0.25f, 1.0f, 3.0f};
+
+START_TEST(single_equals_model)
+{
+	struct ebm_model *m = gaussian(3, P1, 9, 0.5f, NULL);
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	struct ebm_product *p;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_product_create((const struct ebm_model *const[]){m},
+			NULL, 1, ctx, &p, &err), EBM_STATUS_OK);
+	float x[6] = {0.3f, -1.0f, 2.0f, 3.0f, 0.0f, 0.1f};
+	struct ebm_score a[2], b[2];
+	ck_assert_int_eq(ebm_model_score(m, ctx, x, 2, 0.05, a, NULL), 0);
+	ck_assert_int_eq(ebm_product_score(p, ctx, x, 2, 0.05, b, NULL), 0);
+	for (int i = 0; i < 2; i++) {
+		ck_assert(a[i].energy == b[i].energy && a[i].score == b[i].score);
+		ck_assert(a[i].p_value == b[i].p_value);
+		ck_assert(a[i].anomaly == b[i].anomaly);
+	}
+	ck_assert_uint_eq(ebm_product_n_ref(p), 9);
+	/* Median row: rank ceil(9/2) = 5, x0 = 4 * 0.5. */
+	ck_assert_float_eq(ebm_product_median_row(p)[0], 2.0f);
+	ck_assert_float_eq(ebm_product_median_energy(p), 0.5f * 1.0f * 4.0f);
+	ebm_product_destroy(p);
+	ebm_ctx_destroy(ctx);
+	ebm_model_destroy(m);
+}
+END_TEST
+
+START_TEST(weighted_sum_and_union)
+{
+	struct ebm_model *a = gaussian(3, P1, 5, 1.0f, NULL);
+	struct ebm_model *b = gaussian(3, P2, 4, 0.5f, NULL);
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	struct ebm_product *p;
+	struct ebm_error err;
+	double w[2] = {1.0, 0.5};
+	ck_assert_int_eq(ebm_product_create((const struct ebm_model *const[]){a, b},
+			w, 2, ctx, &p, &err), EBM_STATUS_OK);
+	ck_assert_uint_eq(ebm_product_n_ref(p), 9);
+	float x[3] = {1.0f, 2.0f, -1.0f};
+	float e;
+	ck_assert_int_eq(ebm_product_energy(p, ctx, x, 1, &e, NULL), 0);
+	double ea = 0.5 * (1.0 * 1 + 2.0 * 4 + 0.5 * 1);
+	double eb = 0.5 * (0.25 * 1 + 1.0 * 4 + 3.0 * 1);
+	ck_assert_msg(fabs(e - (ea + 0.5 * eb)) < 1e-5, "%g", e);
+	/* Union reference energies under the product: rows (t, 0, 0) with
+	 * t in {0,1,2,3,4} and {0,0.5,1,1.5}: E = 0.5 t^2 (1 + 0.5 * 0.25). */
+	const float *re = ebm_product_ref_energies(p);
+	float expect[9] = {0, 0, 0.25f, 1, 1, 2.25f, 4, 9, 16};
+	for (int i = 0; i < 9; i++) {
+		ck_assert_float_eq_tol(re[i], expect[i] * 0.5f * 1.125f, 1e-5f);
+	}
+	struct ebm_score s;
+	ck_assert_int_eq(ebm_product_score(p, ctx, x, 1, 0.25, &s, NULL), 0);
+	/* E(x) = 4.75 + 0.5 * 3.625 = 6.5625; only the top reference energy
+	 * (9) is >= it: p = (1 + 1) / 10. */
+	ck_assert(fabs(s.p_value - 0.2) < 1e-12 && s.anomaly);
+	ck_assert_int_eq(ebm_product_score(p, ctx, x, 1, 0.2, &s, NULL), 0);
+	ck_assert(!s.anomaly);
+	ck_assert_float_eq(ebm_product_alpha(p), 0.05f);
+	ebm_product_destroy(p);
+	ebm_ctx_destroy(ctx);
+	ebm_model_destroy(a);
+	ebm_model_destroy(b);
+}
+END_TEST
+
+START_TEST(incompatible)
+{
+	const char *n1[3] = {"a", "b", "c"}, *n2[3] = {"a", "x", "c"};
+	struct ebm_model *a = gaussian(3, P1, 5, 1.0f, n1);
+	struct ebm_model *b = gaussian(3, P2, 5, 1.0f, n2);
+	struct ebm_model *c = gaussian(2, P2, 5, 1.0f, NULL);
+	struct ebm_model *u = gaussian(3, P2, 5, 1.0f, NULL);
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	struct ebm_product *p = NULL;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_product_create((const struct ebm_model *const[]){a, b},
+			NULL, 2, ctx, &p, &err), EBM_STATUS_MISMATCH);
+	ck_assert_str_eq(err.message,
+			"models[1] calls feature 1 'x' where another model has 'b'");
+	ck_assert_int_eq(ebm_product_create((const struct ebm_model *const[]){a, c},
+			NULL, 2, ctx, &p, &err), EBM_STATUS_MISMATCH);
+	ck_assert_str_eq(err.message, "models[1] has 2 features, models[0] has 3");
+	double w[2] = {1.0, 0.0};
+	ck_assert_int_eq(ebm_product_create((const struct ebm_model *const[]){a, u},
+			w, 2, ctx, &p, &err), EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert_str_eq(err.message,
+			"weights[1] must be a finite number > 0, got 0");
+	ck_assert_ptr_null(p);
+	/* A model without names composes with a named one; names come from
+	 * the named expert. */
+	ck_assert_int_eq(ebm_product_create((const struct ebm_model *const[]){u, a},
+			NULL, 2, ctx, &p, &err), EBM_STATUS_OK);
+	ck_assert_str_eq(ebm_product_feature_name(p, 2), "c");
+	ck_assert_int_eq(ebm_product_feature_index(p, "b"), 1);
+	ebm_product_destroy(p);
+	ebm_ctx_destroy(ctx);
+	ebm_model_destroy(a);
+	ebm_model_destroy(b);
+	ebm_model_destroy(c);
+	ebm_model_destroy(u);
+}
+END_TEST
+
+START_TEST(explain_closed_form)
+{
+	struct ebm_model *a = gaussian(3, P1, 9, 0.5f, NULL);
+	struct ebm_model *b = gaussian(3, P2, 4, 0.5f, NULL);
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	struct ebm_product *p;
+	double w[2] = {1.0, 2.0};
+	ck_assert_int_eq(ebm_product_create((const struct ebm_model *const[]){a, b},
+			w, 2, ctx, &p, NULL), EBM_STATUS_OK);
+	float x[6] = {3.0f, -1.0f, 0.5f, -2.0f, 4.0f, 1.0f};
+	float c[6];
+	struct ebm_score s[2];
+	ck_assert_int_eq(ebm_product_explain(p, ctx, x, 2, c, NULL), 0);
+	ck_assert_int_eq(ebm_product_score(p, ctx, x, 2, 0.05, s, NULL), 0);
+	const float *r = ebm_product_median_row(p);
+	for (int i = 0; i < 2; i++) {
+		double sum = 0.0;
+		for (int j = 0; j < 3; j++) {
+			double pj = P1[j] + 2.0 * P2[j];
+			double expect = 0.5 * pj * (x[i * 3 + j] * x[i * 3 + j] -
+					r[j] * r[j]);
+			ck_assert_msg(fabs(c[i * 3 + j] - expect) < 1e-3 * (1 + fabs(expect)),
+					"row %d feature %d: %g vs %g", i, j, c[i * 3 + j], expect);
+			sum += c[i * 3 + j];
+		}
+		ck_assert_msg(fabs(sum - s[i].score) <= 0.01 * fabs(s[i].score),
+				"row %d: sum %g score %g", i, sum, s[i].score);
+	}
+	ebm_product_destroy(p);
+	ebm_ctx_destroy(ctx);
+	ebm_model_destroy(a);
+	ebm_model_destroy(b);
+}
+END_TEST
+
+START_TEST(repair_descends)
+{
+	struct ebm_model *a = gaussian(3, P1, 9, 0.5f, NULL);
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	struct ebm_product *p;
+	ck_assert_int_eq(ebm_product_create((const struct ebm_model *const[]){a},
+			NULL, 1, ctx, &p, NULL), EBM_STATUS_OK);
+	float x[6] = {3.0f, -2.0f, 1.0f, 0.0f, 0.0f, 0.0f};
+	float out[6], before[2], after[2];
+	bool fixed[3] = {false, true, false};
+	struct ebm_repair_options o;
+	ebm_repair_options_init(&o);
+	o.fixed = fixed;
+	o.steps = 200;
+	o.step_size = 0.1f;
+	ck_assert_int_eq(ebm_product_repair(p, ctx, &o, x, 2, out, before, after,
+			NULL), 0);
+	/* Row 0 moves toward the origin in the free features only. */
+	ck_assert(after[0] <= before[0]);
+	ck_assert_float_eq(out[1], -2.0f);
+	ck_assert_msg(fabsf(out[0]) < 0.2f && fabsf(out[2]) < 0.2f,
+			"%g %g", out[0], out[2]);
+	/* The minimum itself stays put. */
+	ck_assert_float_eq(after[1], before[1]);
+	ck_assert(out[3] == 0.0f && out[4] == 0.0f && out[5] == 0.0f);
+	/* Each further step never raises the energy. */
+	float prev = before[0];
+	for (uint32_t steps = 1; steps <= 30; steps++) {
+		o.steps = steps;
+		ck_assert_int_eq(ebm_product_repair(p, ctx, &o, x, 1, out, NULL,
+				after, NULL), 0);
+		ck_assert(after[0] <= prev);
+		prev = after[0];
+	}
+	struct ebm_error err;
+	o.steps = 0;
+	ck_assert_int_eq(ebm_product_repair(p, ctx, &o, x, 1, out, NULL, NULL,
+			&err), EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert_str_eq(err.message, "steps must be 1..1000, got 0");
+	o.steps = 5;
+	o.step_size = 2.0f;
+	ck_assert_int_eq(ebm_product_repair(p, ctx, &o, x, 1, out, NULL, NULL,
+			&err), EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert_str_eq(err.message, "step_size must be in (0, 1], got 2");
+	ebm_product_destroy(p);
+	ebm_ctx_destroy(ctx);
+	ebm_model_destroy(a);
+}
+END_TEST
+
+START_TEST(nonfinite_row_named)
+{
+	struct ebm_model *a = gaussian(3, P1, 9, 0.5f, NULL);
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	struct ebm_product *p;
+	ck_assert_int_eq(ebm_product_create((const struct ebm_model *const[]){a},
+			NULL, 1, ctx, &p, NULL), EBM_STATUS_OK);
+	float x[6] = {0.0f, 0.0f, 0.0f, 1e30f, 1e30f, 0.0f};
+	float e[2];
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_product_energy(p, ctx, x, 2, e, &err),
+			EBM_STATUS_NUMERIC);
+	ck_assert_uint_eq(err.line, 2);
+	ebm_product_destroy(p);
+	ebm_ctx_destroy(ctx);
+	ebm_model_destroy(a);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("model");
+	TCase *tc = tcase_create("product");
+	tcase_add_test(tc, single_equals_model);
+	tcase_add_test(tc, weighted_sum_and_union);
+	tcase_add_test(tc, incompatible);
+	tcase_add_test(tc, explain_closed_form);
+	tcase_add_test(tc, repair_descends);
+	tcase_add_test(tc, nonfinite_row_named);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
