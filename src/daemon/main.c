@@ -35,7 +35,6 @@
 #define EXIT_USAGE 2
 #define DEBOUNCE_MS 200
 #define MAX_DRAIN_MS 30000u
-#define TOKEN_MAX_BYTES 4096
 
 struct daemon {
 	/* command line */
@@ -182,48 +181,22 @@ static bool load_conf(const struct daemon *d, struct ebm_conf *c)
 	return true;
 }
 
-/* The first line of the token file without surrounding white space, or
- * NULL (logged). */
+/* The token of `path` (ebm_conf_read_token), or NULL (logged). */
 static char *read_token(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		int e = errno;
-		ebm_log_error("auth_token_file '%s': %s", path, strerror(e));
+	char *token = NULL;
+	bool world_readable = false;
+	struct ebm_error err;
+	ebm_error_clear(&err);
+	if (ebm_conf_read_token(path, &token, &world_readable, &err)
+			!= EBM_STATUS_OK) {
+		ebm_log_error("[server] auth_token_file: %s", err.message);
 		return NULL;
 	}
-	char buf[TOKEN_MAX_BYTES + 2];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	bool read_error = ferror(f) != 0;
-	fclose(f);
-	if (read_error) {
-		ebm_log_error("auth_token_file '%s': read error", path);
-		return NULL;
+	if (world_readable) {
+		ebm_log_warn("[server] auth_token_file '%s' can be read by group "
+				"or others; make it readable by ebmd only", path);
 	}
-	buf[n] = '\0';
-	char *nl = strpbrk(buf, "\r\n");
-	if (nl != NULL) {
-		*nl = '\0';
-	} else if (n > TOKEN_MAX_BYTES) {
-		ebm_log_error("auth_token_file '%s': first line longer than %d "
-				"bytes", path, TOKEN_MAX_BYTES);
-		return NULL;
-	}
-	char *s = buf;
-	while (*s == ' ' || *s == '\t') {
-		s++;
-	}
-	size_t len = strlen(s);
-	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t')) {
-		s[--len] = '\0';
-	}
-	if (len == 0) {
-		ebm_log_error("auth_token_file '%s': the first line is empty",
-				path);
-		return NULL;
-	}
-	char *token = ebm_xstrdup(s);
-	memset(buf, 0, sizeof(buf));
 	return token;
 }
 
@@ -252,13 +225,9 @@ static int check_config(struct daemon *d)
 {
 	size_t n_errors = 0;
 	struct ebm_conf *c = &d->conf;
-	char host[256];
-	unsigned port;
-	struct ebm_error err;
-	ebm_error_clear(&err);
-	if (!ebm_http_parse_listen(c->listen, host, sizeof(host), &port,
-			&err)) {
-		ebm_log_error("%s", err.message);
+	if (!ebm_conf_parse_listen(c->listen, NULL, NULL)) {
+		ebm_log_error("[server] listen: expected HOST:PORT, got '%s'",
+				c->listen);
 		n_errors++;
 	}
 	char *token = NULL;

@@ -379,13 +379,6 @@ struct ebm_http_options {
 struct ebm_http_server;
 
 /*
- * Parses "HOST:PORT" (HOST a name, an IPv4 address or a bracketed IPv6
- * address; PORT 0..65535). False with err set (INVALID_ARGUMENT).
- */
-bool ebm_http_parse_listen(const char *listen, char *host, size_t host_size,
-		unsigned *port, struct ebm_error *err);
-
-/*
  * Binds the listening socket and prepares every worker (event base, evhttp,
  * scratch). No thread runs yet. The caller keeps `metrics` alive.
  */

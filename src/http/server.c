@@ -52,6 +52,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "conf/conf.h"
 #include "http/http.h"
 #include "util/util.h"
 
@@ -99,58 +100,6 @@ struct ebm_http_server {
  * Listening socket
  * ==================================================================== */
 
-bool ebm_http_parse_listen(const char *listen, char *host, size_t host_size,
-		unsigned *port, struct ebm_error *err)
-{
-	const char *colon;
-	const char *h = listen;
-	size_t h_len;
-	if (listen[0] == '[') {
-		const char *close = strchr(listen, ']');
-		if (close == NULL || close[1] != ':') {
-			ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
-					"listen '%s': expected [IPv6]:PORT", listen);
-			return false;
-		}
-		h = listen + 1;
-		h_len = (size_t)(close - h);
-		colon = close + 1;
-	} else {
-		colon = strrchr(listen, ':');
-		if (colon == NULL || memchr(listen, ':', (size_t)(colon - listen))) {
-			ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
-					"listen '%s': expected HOST:PORT", listen);
-			return false;
-		}
-		h_len = (size_t)(colon - listen);
-	}
-	if (h_len == 0 || h_len >= host_size) {
-		ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
-				"listen '%s': missing or overlong host", listen);
-		return false;
-	}
-	const char *p = colon + 1;
-	unsigned long v = 0;
-	if (*p == '\0') {
-		ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
-				"listen '%s': missing port", listen);
-		return false;
-	}
-	for (; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9' || (v = v * 10 + (unsigned)(*p - '0'))
-				> 65535) {
-			ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
-					"listen '%s': port must be a number in 0..65535",
-					listen);
-			return false;
-		}
-	}
-	memcpy(host, h, h_len);
-	host[h_len] = '\0';
-	*port = (unsigned)v;
-	return true;
-}
-
 static void format_address(const struct sockaddr_storage *ss, char *buf,
 		size_t size)
 {
@@ -172,10 +121,11 @@ static void format_address(const struct sockaddr_storage *ss, char *buf,
 static enum ebm_status bind_socket(struct ebm_http_server *s,
 		struct ebm_error *err)
 {
-	char host[256];
+	char *host = NULL;
 	unsigned port;
-	if (!ebm_http_parse_listen(s->listen, host, sizeof(host), &port, err)) {
-		return EBM_STATUS_INVALID_ARGUMENT;
+	if (!ebm_conf_parse_listen(s->listen, &host, &port)) {
+		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
+				"listen '%s': expected HOST:PORT", s->listen);
 	}
 	char port_s[8];
 	snprintf(port_s, sizeof(port_s), "%u", port);
@@ -186,6 +136,7 @@ static enum ebm_status bind_socket(struct ebm_http_server *s,
 	};
 	struct addrinfo *res = NULL;
 	int rc = getaddrinfo(host, port_s, &hints, &res);
+	free(host);
 	if (rc != 0) {
 		return ebm_error_set(err, EBM_STATUS_IO, "listen '%s': %s",
 				s->listen, gai_strerror(rc));
