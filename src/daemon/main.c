@@ -500,6 +500,14 @@ static void on_force(evutil_socket_t fd, short what, void *arg)
 	_exit(EXIT_FAILURE);
 }
 
+/* How long a worker waits for its responses to be written once it stops:
+ * the request timeout, at most MAX_DRAIN_MS. */
+static unsigned drain_ms(const struct ebm_conf *c)
+{
+	return c->request_timeout_ms < MAX_DRAIN_MS ? c->request_timeout_ms
+			: MAX_DRAIN_MS;
+}
+
 static void begin_shutdown(struct daemon *d, const char *why)
 {
 	d->stopping = true;
@@ -509,11 +517,11 @@ static void begin_shutdown(struct daemon *d, const char *why)
 		event_del(d->ev_debounce);
 	}
 	ebm_http_server_stop(d->server, workers_done, d);
-	unsigned ms = d->conf.request_timeout_ms < MAX_DRAIN_MS
-			? d->conf.request_timeout_ms : MAX_DRAIN_MS;
-	/* The workers bound their own drain; this catches one stuck in a
-	 * computation. */
-	struct timeval tv = { (ms + 5000) / 1000, ((ms + 5000) % 1000) * 1000 };
+	/* Each worker bounds its own drain once it has answered what it had
+	 * already read; a worker still busy with such requests is waited for
+	 * up to twice that, then ebmd exits anyway (non-zero). */
+	unsigned ms = 2 * drain_ms(&d->conf) + 5000;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	event_add(d->ev_force, &tv);
 }
 
@@ -617,8 +625,6 @@ static int run(struct daemon *d)
 		}
 	}
 	unsigned threads = resolve_threads(d->conf.threads);
-	unsigned drain = d->conf.request_timeout_ms < MAX_DRAIN_MS
-			? d->conf.request_timeout_ms : MAX_DRAIN_MS;
 	struct ebm_http_options o = {
 		.listen = d->conf.listen,
 		.threads = threads,
@@ -627,7 +633,7 @@ static int run(struct daemon *d)
 		.request_timeout_ms = d->conf.request_timeout_ms,
 		.idle_timeout_ms = d->conf.idle_timeout_ms,
 		.max_connections = d->conf.max_connections,
-		.drain_ms = drain,
+		.drain_ms = drain_ms(&d->conf),
 	};
 	d->metrics = ebm_http_metrics_create(threads);
 	struct ebm_error err;
