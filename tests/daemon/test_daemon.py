@@ -64,7 +64,7 @@ def close(a, b, rel=1e-5, abs_=1e-4):
 class Daemon:
     """One ebmd process; its stderr is collected line by line."""
 
-    def __init__(self, workdir, name, conf_text, args=()):
+    def __init__(self, workdir, name, conf_text, args=(), env_extra=None):
         self.conf = os.path.join(workdir, name + ".conf")
         with open(self.conf, "w") as f:
             f.write(conf_text)
@@ -73,6 +73,9 @@ class Daemon:
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)
         env.pop("JOURNAL_STREAM", None)
+        env.pop("WATCHDOG_USEC", None)
+        env.pop("WATCHDOG_PID", None)
+        env.update(env_extra or {})
         self.proc = subprocess.Popen(
             [EBMD, "--config", self.conf, *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -775,6 +778,107 @@ def watch_directory():
         check(status == 200, "new file not picked up by the watch")
     finally:
         check(d.stop() == 0, "exit code")
+
+
+# ---------------------------------------------------------------------------
+# Command line and systemd notifications
+# ---------------------------------------------------------------------------
+
+def run_ebmd(*args):
+    p = subprocess.run([EBMD, *args], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+@test
+def command_line():
+    code, out, _ = run_ebmd("--version")
+    check(code == 0 and out.startswith("ebmd "), "--version: %r" % out)
+    code, out, _ = run_ebmd("--help")
+    check(code == 0 and "--check-config" in out, "--help")
+    code, _, err = run_ebmd("--bogus")
+    check(code == 2 and "--bogus" in err, "unknown flag: %d %r" % (code, err))
+    code, _, err = run_ebmd("--config")
+    check(code == 2, "missing value: %d" % code)
+    bad = os.path.join(WORK, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("[server]\nlisten = 127.0.0.1:0\n[models]\naplha = 0.1\n")
+    code, _, err = run_ebmd("--config", bad, "--check-config")
+    check(code == 1 and "bad.conf:4" in err and "aplha" in err,
+          "config error names file, line, key: %d %r" % (code, err))
+    code, _, err = run_ebmd("--config", bad)
+    check(code == 1 and "aplha" in err, "bad config refused at start")
+
+
+@test
+def check_config():
+    good = os.path.join(WORK, "check-good.conf")
+    with open(good, "w") as f:
+        f.write(conf(MAIN_DIR, extra="[compose.both]\nmodels = thy, thy2\n"))
+    code, out, err = run_ebmd("--config", good, "--check-config")
+    check(code == 0, "check-config: %d %s" % (code, err))
+    thy = MAIN.json("GET", "/v1/models/thy")
+    line = [l for l in out.splitlines() if " thy " in l + " "][0]
+    check(thy["version"] in line and "6 features" in line
+          and "%d reference rows" % thy["reference_size"] in line,
+          "check-config line for thy: %r" % line)
+    check(re.search(r"composition both .* 6 features", out),
+          "composition listed: %r" % out)
+    # --models overrides the file; a corrupt model is an error.
+    broken = models_dir("broken", "thy")
+    with open(os.path.join(broken, "bad.ebm"), "wb") as f:
+        f.write(b"EBMMODEL not really")
+    code, out, err = run_ebmd("--config", good, "--models", broken,
+                              "--check-config")
+    check(code == 1 and "bad" in err, "corrupt model: %d %r" % (code, err))
+    check("model thy " in out, "good model still listed: %r" % out)
+    # A composition of a model that is not there is an error.
+    code, _, err = run_ebmd("--config", good, "--models",
+                            models_dir("only-thy", "thy"), "--check-config")
+    check(code == 1 and "thy2" in err, "composition error: %r" % err)
+    # So is a listen address that is not HOST:PORT, given on the command
+    # line.
+    code, _, err = run_ebmd("--config", good, "--listen", "nowhere",
+                            "--check-config")
+    check(code != 0 and "nowhere" in err, "--listen: %d %r" % (code, err))
+
+
+@test
+def sd_notify_protocol():
+    import socket
+    sock_path = os.path.join(WORK, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(30)
+    messages = []
+
+    def wait_for(field):
+        while True:
+            msg = sock.recv(4096).decode()
+            messages.append(msg)
+            if field in msg.split("\n"):
+                return msg
+
+    try:
+        d = Daemon(WORK, "notify", conf(models_dir("notify", "thy")),
+                   env_extra={"NOTIFY_SOCKET": sock_path,
+                              "WATCHDOG_USEC": "400000"})
+        try:
+            ready = wait_for("READY=1")
+            check("STATUS=serving 1 model" in ready, "status: %r" % ready)
+            # READY only once the socket is bound and the model loaded.
+            d.json("GET", "/readyz")
+            wait_for("WATCHDOG=1")
+            d.signal(signal.SIGHUP)
+            reloading = wait_for("RELOADING=1")
+            check("MONOTONIC_USEC=" in reloading, "MONOTONIC_USEC")
+            wait_for("READY=1")
+            d.signal(signal.SIGTERM)
+            wait_for("STOPPING=1")
+        finally:
+            check(d.stop() == 0, "exit code")
+    finally:
+        sock.close()
 
 
 # ---------------------------------------------------------------------------
