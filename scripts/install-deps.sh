@@ -17,6 +17,8 @@ PACKAGES="
 	libsystemd-dev
 	check
 	python3
+	clang
+	libclang-rt-14-dev
 "
 
 missing=""

@@ -2,16 +2,21 @@
 # The one command that runs every test: installs what is missing, builds
 # ebmd twice (a normal build, and one with AddressSanitizer and
 # UndefinedBehaviorSanitizer) and runs the whole meson test suite in both.
+# Then each libFuzzer target runs for FUZZ_SECONDS (default 20) from its
+# committed seed corpus (tests/fuzz/corpus/); a crash fails the run.
 #   scripts/test.sh            everything
 #   scripts/test.sh --no-asan  the normal build only (quicker while editing)
+#   scripts/test.sh --no-fuzz  skip the fuzzing stage
 set -eu
 cd "$(dirname "$0")/.."
 
 asan=1
+fuzz=1
 for arg in "$@"; do
 	case "$arg" in
 	--no-asan) asan=0 ;;
-	*) echo "usage: scripts/test.sh [--no-asan]" >&2; exit 2 ;;
+	--no-fuzz) fuzz=0 ;;
+	*) echo "usage: scripts/test.sh [--no-asan] [--no-fuzz]" >&2; exit 2 ;;
 	esac
 done
 
@@ -52,6 +57,36 @@ if [ "$asan" = 1 ]; then
 	export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 	run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dbuildtype=debug -Dc_args=-fno-sanitize-recover=undefined
+fi
+
+if [ "$fuzz" = 1 ]; then
+	# Fuzzers need clang; the build dir is kept apart from gcc's.
+	if [ -d build-fuzz ]; then
+		CC=clang meson setup --reconfigure build-fuzz -Dfuzz=true \
+			-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	else
+		CC=clang meson setup build-fuzz -Dfuzz=true \
+			-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	fi
+	meson compile -C build-fuzz
+	for target in csv model conf; do
+		corpus=$(mktemp -d)
+		cp tests/fuzz/corpus/"$target"/* "$corpus"/
+		if build-fuzz/tests/fuzz/fuzz-"$target" \
+				-max_total_time="${FUZZ_SECONDS:-20}" -max_len=8192 \
+				-artifact_prefix=build-fuzz/ "$corpus" \
+				>build-fuzz/fuzz-"$target".log 2>&1; then
+			passed=$((passed + 1))
+			echo "fuzz-$target: $(grep -o 'Done [0-9]* runs' \
+				build-fuzz/fuzz-"$target".log) without a finding"
+		else
+			failed=$((failed + 1))
+			status=1
+			echo "fuzz-$target: FAILED, see build-fuzz/fuzz-$target.log"
+			tail -n 40 build-fuzz/fuzz-"$target".log
+		fi
+		rm -rf "$corpus"
+	done
 fi
 
 echo "tests: $passed passed, $failed failed"

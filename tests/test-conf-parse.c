@@ -164,6 +164,23 @@ static void check_defaults(const struct ebm_conf *c)
 	ck_assert_ptr_null(c->compose);
 }
 
+/* Found by fuzz-conf: a one-byte file without '=' read past its end while
+ * checking for a BOM (heap-buffer-overflow under ASan). The copy is
+ * malloc'ed to size so ASan sees any overread. */
+START_TEST(test_short_syntax_error)
+{
+	char *text = malloc(2);
+	memcpy(text, "\xd6", 2);
+	struct ebm_conf c;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_conf_parse_string(text, "short.conf", &c, &err),
+			EBM_STATUS_FORMAT);
+	ck_assert_str_eq(err.message,
+			"short.conf:1: expected 'key = value', got '\xd6'");
+	free(text);
+}
+END_TEST
+
 START_TEST(test_defaults)
 {
 	struct ebm_conf c;
@@ -1086,8 +1103,8 @@ START_TEST(test_format)
 	parse_ok(full_text, &c);
 	round_trip(&c);
 	text = ebm_conf_format(&c);
-	ck_assert_ptr_nonnull(strstr(text, "\n[compose.web-1.x]\nmodels = cpu, net, disk\n"
-			"weights = 1, 0.5, 0.2\nalpha = 0.05\n\n[compose.solo]\nmodels = cpu\n"
+	ck_assert_ptr_nonnull(strstr(text, "\n[compose.web-1.x]\nmodels = cpu,net,disk\n"
+			"weights = 1,0.5,0.2\nalpha = 0.05\n\n[compose.solo]\nmodels = cpu\n"
 			"weights = 1\n# alpha = (not set)\n"));
 	free(text);
 	ebm_conf_finish(&c);
@@ -1118,6 +1135,7 @@ static Suite *conf_suite(void)
 	Suite *s = suite_create("conf");
 	TCase *tc = tcase_create("parse");
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_short_syntax_error);
 	tcase_add_test(tc, test_every_key);
 	tcase_add_test(tc, test_crlf);
 	tcase_add_test(tc, test_comments);

@@ -874,7 +874,8 @@ static void syntax_error(struct parse *p, unsigned line)
 	if (s == NULL) {
 		s = "";
 	}
-	if (line == 1 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+	/* strncmp, not memcmp: the line may be shorter than the BOM. */
+	if (line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0) {
 		s += 3;
 	}
 	size_t len = strcspn(s, "\n");
@@ -1213,9 +1214,9 @@ static void put_directive(struct buf *b, const struct directive *d,
 		put(b, "%s = ", d->key);
 		for (size_t i = 0; i < k->n_models; i++) {
 			if (d->type == TYPE_MODELS) {
-				put(b, "%s%s", i > 0 ? ", " : "", k->models[i]);
+				put(b, "%s%s", i > 0 ? "," : "", k->models[i]);
 			} else {
-				put(b, "%s", i > 0 ? ", " : "");
+				put(b, "%s", i > 0 ? "," : "");
 				put_double(b, k->weights[i]);
 			}
 		}
