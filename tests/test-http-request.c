@@ -454,6 +454,17 @@ START_TEST(test_encoding)
 	ck_assert_str_eq(b.data, "{\"error\":{\"code\":\"wrong_type\","
 			"\"message\":\"a \\\"quote\\\", \\\\ and \\n\\u0001\"}}\n");
 
+	/* Not UTF-8 (a stray continuation byte, a cut sequence, an overlong
+	 * '/', a surrogate): U+FFFD, so the body stays valid JSON. */
+	ebm_http_buf_reset(&b);
+	ebm_http_buf_json_string(&b, "a\x80" "b\xc3\xa9\xe2\x82 \xc0\xaf"
+			"\xed\xa0\x80");
+	ck_assert_str_eq(b.data, "\"a\xef\xbf\xbd" "b\xc3\xa9\xef\xbf\xbd"
+			"\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+			"\xef\xbf\xbd\"");
+	ck_assert(ebm_http_utf8_valid("caf\xc3\xa9 \xf0\x9f\x98\x80"));
+	ck_assert(!ebm_http_utf8_valid("\xf4\x90\x80\x80"));
+
 	ebm_http_buf_reset(&b);
 	ebm_http_buf_json_float(&b, 0.1f);
 	ebm_http_buf_add(&b, " ", 1);

@@ -189,6 +189,13 @@ static bool scan(struct ebmd_registry *r, const char *dir,
 		if (!model_stem(de->d_name, stem, sizeof(stem))) {
 			continue;
 		}
+		if (!ebm_http_utf8_valid(stem)) {
+			/* Names are reported in JSON, which is UTF-8. */
+			ebm_log_error("%s/%s: the file name is not valid UTF-8; not "
+					"served", dir, de->d_name);
+			(*n_errors)++;
+			continue;
+		}
 		size_t len = strlen(dir) + strlen(de->d_name) + 2;
 		char *path = ebm_xmalloc(len);
 		snprintf(path, len, "%s/%s", dir, de->d_name);

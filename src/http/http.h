@@ -70,7 +70,13 @@ void ebm_http_buf_add(struct ebm_http_buf *b, const char *s, size_t n);
 void ebm_http_buf_puts(struct ebm_http_buf *b, const char *s);
 void ebm_http_buf_printf(struct ebm_http_buf *b, const char *fmt, ...)
 		__attribute__((format(printf, 2, 3)));
-/* A JSON string literal, quotes included, escaped as RFC 8259 requires. */
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when s starts with
+ * NUL or with bytes that are not UTF-8 (overlong, surrogate, > U+10FFFF). */
+size_t ebm_http_utf8_seq(const char *s);
+bool ebm_http_utf8_valid(const char *s);
+
+/* A JSON string literal, quotes included, escaped as RFC 8259 requires;
+ * bytes that are not UTF-8 become U+FFFD. */
 void ebm_http_buf_json_string(struct ebm_http_buf *b, const char *s);
 /* The shortest decimal that reads back as v (finite; else "null"). */
 void ebm_http_buf_json_float(struct ebm_http_buf *b, float v);

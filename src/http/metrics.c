@@ -178,8 +178,17 @@ static void label_value(struct ebm_http_buf *b, const char *s)
 			ebm_http_buf_add(b, p, 1);
 		} else if (*p == '\n') {
 			ebm_http_buf_add(b, "\\n", 2);
-		} else {
+		} else if ((unsigned char)*p < 0x80) {
 			ebm_http_buf_add(b, p, 1);
+		} else {
+			/* The exposition format is UTF-8. */
+			size_t n = ebm_http_utf8_seq(p);
+			if (n == 0) {
+				ebm_http_buf_add(b, "\xef\xbf\xbd", 3);
+			} else {
+				ebm_http_buf_add(b, p, n);
+				p += n - 1;
+			}
 		}
 	}
 	ebm_http_buf_add(b, "\"", 1);

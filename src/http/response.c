@@ -109,18 +109,83 @@ void ebm_http_buf_printf(struct ebm_http_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+size_t ebm_http_utf8_seq(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned c = p[0];
+	size_t n;
+	unsigned min;
+	unsigned cp;
+	if (c < 0x80) {
+		return c != 0;
+	} else if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		min = 0x80;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		min = 0x800;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		min = 0x10000;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80) {
+			return 0;
+		}
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	/* Overlong forms, UTF-16 surrogates and code points past U+10FFFF. */
+	if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
+		return 0;
+	}
+	return n;
+}
+
+bool ebm_http_utf8_valid(const char *s)
+{
+	while (*s != '\0') {
+		size_t n = ebm_http_utf8_seq(s);
+		if (n == 0) {
+			return false;
+		}
+		s += n;
+	}
+	return true;
+}
+
 void ebm_http_buf_json_string(struct ebm_http_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
+	/* U+FFFD REPLACEMENT CHARACTER, for bytes that are not UTF-8: messages
+	 * quote client input, and JSON text must be UTF-8 (RFC 8259). */
+	static const char replacement[] = "\xef\xbf\xbd";
 	ebm_http_buf_add(b, "\"", 1);
 	const char *run = s;
-	for (const char *p = s; *p != '\0'; p++) {
+	const char *p = s;
+	while (*p != '\0') {
 		unsigned char c = (unsigned char)*p;
+		if (c >= 0x80) {
+			size_t n = ebm_http_utf8_seq(p);
+			if (n > 0) {
+				p += n;
+				continue;
+			}
+			ebm_http_buf_add(b, run, (size_t)(p - run));
+			ebm_http_buf_add(b, replacement, sizeof(replacement) - 1);
+			run = ++p;
+			continue;
+		}
 		if (c >= 0x20 && c != '"' && c != '\\') {
+			p++;
 			continue;
 		}
 		ebm_http_buf_add(b, run, (size_t)(p - run));
-		run = p + 1;
+		run = ++p;
 		switch (c) {
 		case '"':
 			ebm_http_buf_add(b, "\\\"", 2);
@@ -144,7 +209,7 @@ void ebm_http_buf_json_string(struct ebm_http_buf *b, const char *s)
 		}
 		}
 	}
-	ebm_http_buf_add(b, run, strlen(run));
+	ebm_http_buf_add(b, run, (size_t)(p - run));
 	ebm_http_buf_add(b, "\"", 1);
 }
 
