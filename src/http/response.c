@@ -217,27 +217,41 @@ void ebm_http_buf_json_string(struct ebm_http_buf *b, const char *s)
  * Numbers
  * ==================================================================== */
 
-/* The shortest %.*g that reads back as v (6 digits at least). */
+/*
+ * The shortest %.*g (at least 6 digits, at most 9) that reads back as v.
+ * If p digits read back, so do p + 1, so the search starts in the middle:
+ * two conversions for most values instead of up to four.
+ */
 static int shortest_float(char *buf, size_t size, float v)
 {
-	int n = 0;
-	for (int p = 6; p <= 9; p++) {
-		n = snprintf(buf, size, "%.*g", p, (double)v);
-		if (strtof(buf, NULL) == v) {
+	int n = snprintf(buf, size, "%.8g", (double)v);
+	if (strtof(buf, NULL) != v) {
+		return snprintf(buf, size, "%.9g", (double)v);
+	}
+	char tmp[32];
+	for (int p = 7; p >= 6; p--) {
+		int m = snprintf(tmp, sizeof(tmp), "%.*g", p, (double)v);
+		if (strtof(tmp, NULL) != v) {
 			break;
 		}
+		memcpy(buf, tmp, (size_t)m + 1);
+		n = m;
 	}
 	return n;
 }
 
+/* The same for doubles, 15 to 17 digits. */
 static int shortest_double(char *buf, size_t size, double v)
 {
-	int n = 0;
-	for (int p = 15; p <= 17; p++) {
-		n = snprintf(buf, size, "%.*g", p, v);
-		if (strtod(buf, NULL) == v) {
-			break;
-		}
+	int n = snprintf(buf, size, "%.16g", v);
+	if (strtod(buf, NULL) != v) {
+		return snprintf(buf, size, "%.17g", v);
+	}
+	char tmp[40];
+	int m = snprintf(tmp, sizeof(tmp), "%.15g", v);
+	if (strtod(tmp, NULL) == v) {
+		memcpy(buf, tmp, (size_t)m + 1);
+		n = m;
 	}
 	return n;
 }
