@@ -844,6 +844,62 @@ def check_config():
 
 
 @test
+def journal_priority_prefix():
+    """Under systemd (stderr is JOURNAL_STREAM), lines start with <N>."""
+    bad = os.path.join(WORK, "bad-journal.conf")
+    with open(bad, "w") as f:
+        f.write("[sever]\n")
+    r, w = os.pipe()
+    st = os.fstat(w)
+    env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+    p = subprocess.Popen([EBMD, "--config", bad], stderr=w, env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    os.close(w)
+    with os.fdopen(r) as f:
+        err = f.read()
+    check(p.wait(60) == 1, "exit code")
+    check(re.match(r"<3>\S", err), "no <3> prefix: %r" % err)
+    # Not the journal: timestamp and level instead.
+    code, _, err = run_ebmd("--config", bad)
+    check(re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z ebmd error: ", err),
+          "plain stderr line: %r" % err)
+
+
+@test
+def second_sigint_exits_at_once():
+    dirpath = models_dir("sigint", "thy", "thy2")
+    d = Daemon(WORK, "sigint", conf(dirpath, extra="""
+[compose.both]
+models = thy, thy2
+""").replace("max_rows = 50", "max_rows = 10000")
+            .replace("max_body_bytes = 65536", "max_body_bytes = 67108864"))
+    body = json.dumps({"instances": (ROWS * 13)[:5000], "explain": True})
+
+    def client():
+        try:
+            d.request("POST", "/v1/models/both/score", body,
+                      {"Content-Type": "application/json"}, timeout=120)
+        except Exception:  # noqa: BLE001 (cut off on purpose)
+            pass
+
+    threads = [threading.Thread(target=client) for _ in range(12)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    start = d.mark()
+    d.signal(signal.SIGINT)
+    d.wait_log(r"SIGINT: stopping", start)
+    t0 = time.time()
+    d.signal(signal.SIGINT)
+    code = d.proc.wait(30)
+    for t in threads:
+        t.join(60)
+    check(code == 128 + signal.SIGINT,
+          "exit code %r after a second SIGINT" % code)
+    check(time.time() - t0 < 5, "second SIGINT did not exit at once")
+
+
+@test
 def sd_notify_protocol():
     import socket
     sock_path = os.path.join(WORK, "notify.sock")
