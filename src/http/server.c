@@ -78,6 +78,7 @@ struct worker {
 	size_t cap_conns;
 	size_t max_conns;             /* this worker's share */
 	bool accepting_paused;
+	bool warned_limit;
 };
 
 struct ebm_http_server {
@@ -246,8 +247,16 @@ static void pause_accepting(struct worker *wk, bool pause)
 	struct evconnlistener *l = evhttp_bound_socket_get_listener(wk->bound);
 	if (pause) {
 		evconnlistener_disable(l);
-		ebm_log_warn("worker %zu: %zu connections open, not accepting "
-				"more for now", wk->w.index, wk->n_conns);
+		/* Once at warn level; under sustained load it would repeat. */
+		if (!wk->warned_limit) {
+			ebm_log_warn("worker %zu: %zu connections open (its share of "
+					"max_connections), not accepting more until one "
+					"closes", wk->w.index, wk->n_conns);
+			wk->warned_limit = true;
+		} else {
+			ebm_log_debug("worker %zu: at its connection limit again",
+					wk->w.index);
+		}
 	} else {
 		evconnlistener_enable(l);
 	}
