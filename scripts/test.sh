@@ -69,7 +69,7 @@ if [ "$fuzz" = 1 ]; then
 			-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 	fi
 	meson compile -C build-fuzz
-	for target in csv model conf; do
+	for target in csv model conf http-request; do
 		corpus=$(mktemp -d)
 		cp tests/fuzz/corpus/"$target"/* "$corpus"/
 		if build-fuzz/tests/fuzz/fuzz-"$target" \

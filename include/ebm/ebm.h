@@ -70,4 +70,13 @@ typedef void (*ebm_log_fn)(enum ebm_log_level level, const char *message,
  */
 void ebm_log_set(ebm_log_fn fn, void *user, enum ebm_log_level max_level);
 
+/*
+ * Sets how many threads the BLAS library may use inside one product
+ * (OpenBLAS's own pool); n < 1 counts as 1. A program with its own worker
+ * threads (ebmd) wants 1, so each product stays on the thread that asked
+ * for it. Call once at start-up, before any scoring. Does nothing in a
+ * build without BLAS.
+ */
+void ebm_set_blas_threads(int n);
+
 #endif

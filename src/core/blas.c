@@ -34,6 +34,11 @@ void ebm_blas_set_threads(int n)
 #endif
 }
 
+void ebm_set_blas_threads(int n)
+{
+	ebm_blas_set_threads(n);
+}
+
 void ebm_gemm_ref(bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
 		float alpha, const float *a, size_t lda, const float *b, size_t ldb,
 		float beta, float *c, size_t ldc)

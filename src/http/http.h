@@ -1,0 +1,477 @@
+/*
+ * http.h — internal header of the HTTP module (API.md section 2):
+ *
+ *   server.c    evhttp on worker threads, one listening socket, limits,
+ *               graceful drain
+ *   routes.c    routing, the status-code precedence, the endpoint handlers
+ *   request.c   JSON request decoding and validation into plain C arrays
+ *   response.c  JSON response encoding into a growable byte buffer
+ *   metrics.c   Prometheus counters and their text exposition
+ *   info.c      the model-info object of GET /v1/models/{name}
+ *   catalog.c   the catalog: a refcounted snapshot of everything served
+ *
+ * What it leaves to others: finding, loading and reloading model files,
+ * the configuration file, signals and systemd belong to daemon/, which
+ * builds catalogs and hands them to the server. Only this module includes
+ * event2/ and jansson.h; the declarations below name their types only as
+ * incomplete structs.
+ *
+ * Threads: the server's workers call into routes/request/response with
+ * their own struct ebm_http_worker_state; catalogs and their models are
+ * immutable once published and shared by all workers; metrics are safe to
+ * update from any thread.
+ */
+#ifndef EBM_HTTP_HTTP_H
+#define EBM_HTTP_HTTP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ebm/ebm.h"
+#include "ebm/model.h"
+#include "ebm/product.h"
+
+struct json_t;
+
+/* ======================================================================
+ * Errors sent to clients: {"error":{"code":..., "message":...}}
+ * ==================================================================== */
+
+struct ebm_http_error {
+	int status;           /* HTTP status: 400, 404, 413, 415, 422, ... */
+	const char *code;     /* static snake_case string */
+	char message[512];    /* what and where: "instances[3]: ..." */
+};
+
+/* Fills e and returns false, so that callers can `return http_fail(...)`. */
+bool ebm_http_fail(struct ebm_http_error *e, int status, const char *code,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ======================================================================
+ * Growable byte buffer (response.c). Allocation failure is sticky: the
+ * buffer stops growing, `failed` is set, and the caller answers 500.
+ * ==================================================================== */
+
+struct ebm_http_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+	bool failed;
+};
+
+void ebm_http_buf_init(struct ebm_http_buf *b);
+void ebm_http_buf_finish(struct ebm_http_buf *b);
+/* Empties the buffer, keeping its memory (and clearing `failed`). */
+void ebm_http_buf_reset(struct ebm_http_buf *b);
+void ebm_http_buf_add(struct ebm_http_buf *b, const char *s, size_t n);
+void ebm_http_buf_puts(struct ebm_http_buf *b, const char *s);
+void ebm_http_buf_printf(struct ebm_http_buf *b, const char *fmt, ...)
+		__attribute__((format(printf, 2, 3)));
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when s starts with
+ * NUL or with bytes that are not UTF-8 (overlong, surrogate, > U+10FFFF). */
+size_t ebm_http_utf8_seq(const char *s);
+bool ebm_http_utf8_valid(const char *s);
+
+/* A JSON string literal, quotes included, escaped as RFC 8259 requires;
+ * bytes that are not UTF-8 become U+FFFD. */
+void ebm_http_buf_json_string(struct ebm_http_buf *b, const char *s);
+/* The shortest decimal that reads back as v (finite; else "null"). */
+void ebm_http_buf_json_float(struct ebm_http_buf *b, float v);
+void ebm_http_buf_json_double(struct ebm_http_buf *b, double v);
+
+/* The double nearest to the shortest decimal that reads back as f, so
+ * 0.01f is reported as 0.01 rather than 0.0099999998. */
+double ebm_http_float_value(float f);
+
+/* {"error":{"code":...,"message":...}} into b (reset first). */
+void ebm_http_encode_error(struct ebm_http_buf *b,
+		const struct ebm_http_error *e);
+
+/* "results":[{"energy","score","p_value","anomaly"[,"contributions"]}...]
+ * appended to b; contrib (n_rows x d) may be NULL. */
+void ebm_http_encode_score_results(struct ebm_http_buf *b,
+		const struct ebm_score *s, size_t n_rows, const float *contrib,
+		size_t d);
+
+/* "results":[{"repaired","delta","energy_before","energy_after",
+ * "p_value_before","p_value_after"}...] appended to b. x and repaired are
+ * n_rows x d; delta_scratch holds d floats. */
+void ebm_http_encode_repair_results(struct ebm_http_buf *b,
+		const float *x, const float *repaired, float *delta_scratch,
+		size_t n_rows, size_t d, const float *e_before, const float *e_after,
+		const double *p_before, const double *p_after);
+
+/* ======================================================================
+ * Feature schema of a served model: count and optional names
+ * ==================================================================== */
+
+struct ebm_http_schema {
+	size_t d;
+	const char *const *names;  /* d borrowed names, or NULL (positional) */
+	uint32_t *order;           /* owned: indices sorted by name, or NULL */
+};
+
+/*
+ * names (d strings, borrowed; they must outlive the schema) may be NULL.
+ * Returns false only when memory runs out.
+ */
+bool ebm_http_schema_init(struct ebm_http_schema *s, size_t d,
+		const char *const *names);
+void ebm_http_schema_finish(struct ebm_http_schema *s);
+/* Index of the feature `name`, or -1 (also when the schema has no names). */
+long ebm_http_schema_index(const struct ebm_http_schema *s, const char *name);
+
+/* ======================================================================
+ * Requests (request.c)
+ *
+ * Decoding runs in two phases so that the status precedence of API.md
+ * holds (..., 413, 415, 400, 404 unknown model, 422):
+ *   1. ebm_http_request_parse(): JSON syntax and types (400), the row
+ *      count (413) and the Content-Type verdict (415), without the model;
+ *   2. after the route has found the model (404), the ebm_http_request_*
+ *      checks against its schema and the documented bounds (422).
+ * ==================================================================== */
+
+enum ebm_http_kind {
+	EBM_HTTP_KIND_SCORE,    /* POST /v1/models/{name}/score */
+	EBM_HTTP_KIND_REPAIR,   /* POST /v1/models/{name}/repair */
+	EBM_HTTP_KIND_COMPOSE,  /* POST /v1/score */
+};
+
+struct ebm_http_request {
+	enum ebm_http_kind kind;
+	struct json_t *root;       /* owned */
+	struct json_t *instances;  /* borrowed from root: an array */
+	size_t n_rows;
+	/* score and compose */
+	bool has_alpha;
+	double alpha;
+	bool explain;
+	/* repair: values as sent; bounds are checked in phase 2 */
+	bool has_steps;
+	double steps;              /* an integral number */
+	bool has_step_size;
+	double step_size;
+	struct json_t *fixed;      /* borrowed: array of ints/strings, or NULL */
+	/* compose */
+	size_t n_models;
+	const char **models;       /* owned array of strings borrowed from root */
+	double *weights;           /* owned, n_models, or NULL (all 1) */
+	size_t n_weights;          /* as sent; must equal n_models (phase 2) */
+};
+
+/*
+ * Phase 1. `content_type_ok` is the route's verdict on the Content-Type
+ * header, passed in so that a 413 for too many rows still wins over a 415.
+ * On failure e says why (413, 415 or 400) and r holds nothing; on success
+ * release r with ebm_http_request_finish().
+ */
+bool ebm_http_request_parse(struct ebm_http_request *r,
+		enum ebm_http_kind kind, const char *body, size_t len,
+		bool content_type_ok, size_t max_rows, struct ebm_http_error *e);
+void ebm_http_request_finish(struct ebm_http_request *r);
+
+/* Phase 2, 422: alpha in (0, 1), steps in 1..EBM_REPAIR_MAX_STEPS,
+ * step_size in (0, EBM_REPAIR_MAX_STEP_SIZE], one weight > 0 per model,
+ * 1..EBM_PRODUCT_MAX_MODELS models, at least one instance. */
+bool ebm_http_request_check(const struct ebm_http_request *r,
+		struct ebm_http_error *e);
+
+/*
+ * Phase 2, 422: converts the rows into x (n_rows x s->d floats, raw units,
+ * caller-supplied). Arrays must have d numbers; objects must name every
+ * feature exactly once, and only for a schema with names.
+ */
+bool ebm_http_request_rows(const struct ebm_http_request *r,
+		const struct ebm_http_schema *s, float *x, struct ebm_http_error *e);
+
+/* Phase 2, 422: fixed[j] (s->d flags, caller-supplied) from `fixed`. */
+bool ebm_http_request_fixed(const struct ebm_http_request *r,
+		const struct ebm_http_schema *s, bool *fixed,
+		struct ebm_http_error *e);
+
+/* ======================================================================
+ * Metrics (metrics.c)
+ * ==================================================================== */
+
+enum ebm_http_endpoint {
+	EBM_HTTP_EP_HEALTHZ = 0,
+	EBM_HTTP_EP_READYZ,
+	EBM_HTTP_EP_METRICS,
+	EBM_HTTP_EP_MODELS,
+	EBM_HTTP_EP_MODEL,
+	EBM_HTTP_EP_SCORE,
+	EBM_HTTP_EP_REPAIR,
+	EBM_HTTP_EP_COMPOSE,
+	EBM_HTTP_EP_OTHER,         /* unknown paths (404) */
+	EBM_HTTP_EP_COUNT
+};
+
+/* The endpoint's label: the path template ("/v1/models/{name}/score"). */
+const char *ebm_http_endpoint_label(enum ebm_http_endpoint ep);
+
+/* Counters of one served name; lives as long as the metrics. */
+struct ebm_http_model_stats {
+	atomic_uint_fast64_t rows;
+	atomic_uint_fast64_t anomalies;
+};
+
+struct ebm_http_metrics;
+
+/* n_slots request-counter slots (one per worker thread). Aborts on OOM. */
+struct ebm_http_metrics *ebm_http_metrics_create(size_t n_slots);
+void ebm_http_metrics_destroy(struct ebm_http_metrics *m);
+
+/*
+ * The counters of `name`, created on first use and kept (Prometheus
+ * counters must not go backwards, so a model that disappears and comes
+ * back continues its counts). Thread-safe. Never NULL (aborts on OOM).
+ */
+struct ebm_http_model_stats *ebm_http_metrics_model(
+		struct ebm_http_metrics *m, const char *name);
+
+/* One model-file load attempt (ebmd_model_reloads_total). Thread-safe. */
+void ebm_http_metrics_reload(struct ebm_http_metrics *m, bool ok);
+
+/* One answered request; `slot` is the worker's own (single writer). */
+void ebm_http_metrics_request(struct ebm_http_metrics *m, size_t slot,
+		enum ebm_http_endpoint ep, int status, double seconds);
+
+/* The text exposition format (version 0.0.4) into b. */
+void ebm_http_metrics_render(struct ebm_http_metrics *m, size_t models_loaded,
+		struct ebm_http_buf *b);
+
+/* ======================================================================
+ * Catalog (catalog.c): what is served, as one immutable snapshot
+ * ==================================================================== */
+
+/* One loaded model file. Shared (refcounted) between the catalogs of
+ * consecutive reloads while the file does not change. */
+struct ebm_http_model {
+	atomic_uint refs;
+	struct ebm_model *model;   /* owned */
+	char *name;                /* file stem */
+	char *path;
+	/* identity of the file that was loaded, to skip unchanged ones */
+	uint64_t dev, ino, size;
+	struct timespec mtime;
+	time_t loaded_at;
+};
+
+/* Takes ownership of `model`; copies name and path; one reference. */
+struct ebm_http_model *ebm_http_model_create(struct ebm_model *model,
+		const char *name, const char *path);
+struct ebm_http_model *ebm_http_model_ref(struct ebm_http_model *hm);
+/* Drops a reference; the last one frees. NULL is ignored. */
+void ebm_http_model_unref(struct ebm_http_model *hm);
+
+/* A served name: a model file or a named composition. */
+struct ebm_http_entry {
+	char *name;
+	bool composition;
+	size_t n_models;
+	struct ebm_http_model **models;  /* references held */
+	double *weights;                 /* n_models */
+	struct ebm_product *product;     /* owned; borrows the models */
+	double alpha;                    /* default alpha in force */
+	char version[13];
+	char checksum[33];
+	struct ebm_http_schema schema;
+	const char **names;              /* schema names storage (borrowed
+	                                  * strings), or NULL */
+	char *info;                      /* model-info JSON text, owned */
+	struct ebm_http_model_stats *stats;
+};
+
+/* Request-level settings that a reload may change with the models. */
+struct ebm_http_settings {
+	char *token;          /* owned; NULL: no authentication */
+	size_t max_rows;
+	bool has_alpha;       /* [models] alpha */
+	double alpha;
+};
+
+struct ebm_http_catalog {
+	atomic_uint refs;
+	size_t n_entries;
+	struct ebm_http_entry *entries;  /* sorted by name once sealed */
+	size_t n_model_files;            /* entries that are files */
+	struct ebm_http_settings settings;
+	struct ebm_http_metrics *metrics; /* borrowed; may be NULL */
+};
+
+/*
+ * A new, empty catalog with one reference. `settings` is copied (token
+ * duplicated). metrics (may be NULL, for --check-config) must outlive it.
+ */
+struct ebm_http_catalog *ebm_http_catalog_create(
+		const struct ebm_http_settings *settings,
+		struct ebm_http_metrics *metrics);
+
+/*
+ * Serves the model file `hm` (a reference is taken) under hm->name, with
+ * the configured alpha if any, else the file's. ctx is scratch. False with
+ * err set when the product cannot be built or memory runs out.
+ */
+bool ebm_http_catalog_add_model(struct ebm_http_catalog *c,
+		struct ebm_http_model *hm, struct ebm_ctx *ctx,
+		struct ebm_error *err);
+
+/*
+ * Serves the product of the named model files already added. alpha < 0:
+ * the smallest of the experts' alphas in force. weights NULL: all 1.
+ * Errors name the composition: an unknown model, a name already served,
+ * incompatible models (MISMATCH).
+ */
+bool ebm_http_catalog_add_composition(struct ebm_http_catalog *c,
+		const char *name, const char *const *models, const double *weights,
+		size_t n, double alpha, struct ebm_ctx *ctx, struct ebm_error *err);
+
+/* Sorts the entries for lookup; call once, after the last add. */
+void ebm_http_catalog_seal(struct ebm_http_catalog *c);
+
+/* The entry called `name`, or NULL. Borrowed from c. */
+const struct ebm_http_entry *ebm_http_catalog_find(
+		const struct ebm_http_catalog *c, const char *name);
+
+struct ebm_http_catalog *ebm_http_catalog_ref(struct ebm_http_catalog *c);
+/* Drops a reference; the last one frees. NULL is ignored. Thread-safe. */
+void ebm_http_catalog_unref(struct ebm_http_catalog *c);
+
+/*
+ * "version" and "checksum" of a product: 12 and 32 hex digits of XXH3-128
+ * over its experts' checksums and weights. A product of one model with
+ * weight 1 has that model's version and checksum.
+ */
+void ebm_http_product_version(const struct ebm_product *p, char version[13],
+		char checksum[33]);
+
+/* ======================================================================
+ * Model info (info.c): the object of GET /v1/models/{name}
+ * ==================================================================== */
+
+/* "2026-01-31T12:00:00Z"; false when t does not fit ISO 8601 years. */
+bool ebm_http_iso8601(uint64_t t, char buf[32]);
+
+/*
+ * The model-info object of a model file (fields of API.md first, then
+ * members, activation, seed, training_options). alpha is the one in force.
+ * A new reference (caller decrefs), or NULL when jansson fails.
+ */
+struct json_t *ebm_http_model_info(const struct ebm_model *m,
+		const char *name, double alpha, time_t loaded_at);
+
+/* The same for an entry (model file or composition). */
+struct json_t *ebm_http_entry_info(const struct ebm_http_entry *e);
+
+/* ======================================================================
+ * Server (server.c)
+ * ==================================================================== */
+
+struct ebm_http_options {
+	const char *listen;          /* "HOST:PORT", "[v6]:PORT"; port 0 ok */
+	unsigned threads;            /* >= 1 */
+	uint64_t max_body_bytes;
+	unsigned max_header_bytes;
+	unsigned request_timeout_ms;
+	unsigned idle_timeout_ms;
+	unsigned max_connections;
+	unsigned drain_ms;           /* bound on the graceful stop */
+};
+
+struct ebm_http_server;
+
+/*
+ * Binds the listening socket and prepares every worker (event base, evhttp,
+ * scratch). No thread runs yet. The caller keeps `metrics` alive.
+ */
+enum ebm_status ebm_http_server_create(const struct ebm_http_options *o,
+		struct ebm_http_metrics *metrics, struct ebm_http_server **out,
+		struct ebm_error *err);
+
+/* "127.0.0.1:8080" as actually bound (the real port when 0 was asked). */
+const char *ebm_http_server_address(const struct ebm_http_server *s);
+
+/* Starts the worker threads. */
+enum ebm_status ebm_http_server_start(struct ebm_http_server *s,
+		struct ebm_error *err);
+
+/*
+ * Serves `c` from now on: takes over the caller's reference; requests
+ * already running keep the catalog they started with, and the previous
+ * catalog is freed by its last user. Thread-safe.
+ */
+void ebm_http_server_publish(struct ebm_http_server *s,
+		struct ebm_http_catalog *c);
+
+/* The current catalog with a new reference (release with unref), or NULL
+ * before the first publish. Thread-safe. */
+struct ebm_http_catalog *ebm_http_server_acquire(struct ebm_http_server *s);
+
+/*
+ * Begins the graceful stop: /readyz answers 503 at once; each worker
+ * finishes the requests it has already received, stops accepting, closes
+ * idle connections, and exits once its responses are written or drain_ms
+ * has passed. `done` (may be NULL) is called once, from the last worker
+ * thread to exit. Thread-safe; later calls do nothing.
+ */
+void ebm_http_server_stop(struct ebm_http_server *s, void (*done)(void *),
+		void *user);
+
+/* True once stop was called. */
+bool ebm_http_server_stopping(const struct ebm_http_server *s);
+
+/* Joins the workers (stop must have been called if they were started),
+ * frees everything, and drops the current catalog. NULL is ignored. */
+void ebm_http_server_destroy(struct ebm_http_server *s);
+
+/* ======================================================================
+ * Workers (server.c runs them, routes.c answers their requests)
+ * ==================================================================== */
+
+struct evhttp_request;
+
+/* Grow-only scratch arrays of a worker, one per purpose. */
+enum ebm_http_scratch {
+	EBM_HTTP_SCRATCH_X = 0,     /* request rows, n x d floats */
+	EBM_HTTP_SCRATCH_OUT,       /* repaired rows / contributions */
+	EBM_HTTP_SCRATCH_SCORES,    /* struct ebm_score per row */
+	EBM_HTTP_SCRATCH_E_BEFORE,
+	EBM_HTTP_SCRATCH_E_AFTER,
+	EBM_HTTP_SCRATCH_P_BEFORE,
+	EBM_HTTP_SCRATCH_P_AFTER,
+	EBM_HTTP_SCRATCH_ROW,       /* d floats (deltas) */
+	EBM_HTTP_SCRATCH_FIXED,     /* d bools */
+	EBM_HTTP_SCRATCH_COUNT
+};
+
+struct ebm_http_worker {
+	struct ebm_http_server *server;
+	const struct ebm_http_options *options;  /* the server's */
+	struct ebm_http_metrics *metrics;
+	struct ebm_http_model_stats *adhoc_stats; /* "_adhoc" counters */
+	size_t index;                 /* metrics slot */
+	struct ebm_ctx *ctx;          /* the maths' scratch, reused */
+	struct ebm_http_buf out;      /* response body, reused */
+	struct {
+		void *p;
+		size_t bytes;
+	} scratch[EBM_HTTP_SCRATCH_COUNT];
+	/* Set by the worker itself once it has seen the stop: requests it
+	 * reads from then on are answered 503. */
+	bool draining;
+};
+
+/* n * size bytes of the given scratch (contents undefined), or NULL on
+ * overflow or when memory runs out. Valid until the next call for the
+ * same purpose. */
+void *ebm_http_worker_scratch(struct ebm_http_worker *w,
+		enum ebm_http_scratch which, size_t n, size_t size);
+
+/* routes.c: answers one complete request (exactly one reply). */
+void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req);
+
+#endif

@@ -1,0 +1,368 @@
+/*
+ * response.c — JSON responses written straight into a growable buffer.
+ * A score response with explanations has rows x features numbers; going
+ * through a jansson tree would allocate one object per number, so the
+ * results are printed directly, with the shortest decimal that reads back
+ * as the same float (or double). The JSON here is fixed-shape and every
+ * string passes through ebm_http_buf_json_string().
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+
+/* ======================================================================
+ * Buffer
+ * ==================================================================== */
+
+void ebm_http_buf_init(struct ebm_http_buf *b)
+{
+	memset(b, 0, sizeof(*b));
+}
+
+void ebm_http_buf_finish(struct ebm_http_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+void ebm_http_buf_reset(struct ebm_http_buf *b)
+{
+	b->len = 0;
+	b->failed = false;
+	if (b->data != NULL) {
+		b->data[0] = '\0';
+	}
+}
+
+/* Room for n more bytes plus a terminating NUL. */
+static bool grow(struct ebm_http_buf *b, size_t n)
+{
+	if (b->failed) {
+		return false;
+	}
+	if (b->cap > b->len && n < b->cap - b->len) {
+		return true;
+	}
+	size_t need = b->len + n + 1;
+	if (need < b->len) {
+		b->failed = true;
+		return false;
+	}
+	size_t cap = b->cap > 0 ? b->cap : 256;
+	while (cap < need) {
+		if (cap > SIZE_MAX / 2) {
+			cap = need;
+			break;
+		}
+		cap *= 2;
+	}
+	char *p = realloc(b->data, cap);
+	if (p == NULL) {
+		b->failed = true;
+		return false;
+	}
+	b->data = p;
+	b->cap = cap;
+	return true;
+}
+
+void ebm_http_buf_add(struct ebm_http_buf *b, const char *s, size_t n)
+{
+	if (!grow(b, n)) {
+		return;
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void ebm_http_buf_puts(struct ebm_http_buf *b, const char *s)
+{
+	ebm_http_buf_add(b, s, strlen(s));
+}
+
+void ebm_http_buf_printf(struct ebm_http_buf *b, const char *fmt, ...)
+{
+	char small[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->failed = true;
+		return;
+	}
+	if ((size_t)n < sizeof(small)) {
+		ebm_http_buf_add(b, small, (size_t)n);
+		return;
+	}
+	if (!grow(b, (size_t)n)) {
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+size_t ebm_http_utf8_seq(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned c = p[0];
+	size_t n;
+	unsigned min;
+	unsigned cp;
+	if (c < 0x80) {
+		return c != 0;
+	} else if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		min = 0x80;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		min = 0x800;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		min = 0x10000;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80) {
+			return 0;
+		}
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	/* Overlong forms, UTF-16 surrogates and code points past U+10FFFF. */
+	if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
+		return 0;
+	}
+	return n;
+}
+
+bool ebm_http_utf8_valid(const char *s)
+{
+	while (*s != '\0') {
+		size_t n = ebm_http_utf8_seq(s);
+		if (n == 0) {
+			return false;
+		}
+		s += n;
+	}
+	return true;
+}
+
+void ebm_http_buf_json_string(struct ebm_http_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	/* U+FFFD REPLACEMENT CHARACTER, for bytes that are not UTF-8: messages
+	 * quote client input, and JSON text must be UTF-8 (RFC 8259). */
+	static const char replacement[] = "\xef\xbf\xbd";
+	ebm_http_buf_add(b, "\"", 1);
+	const char *run = s;
+	const char *p = s;
+	while (*p != '\0') {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x80) {
+			size_t n = ebm_http_utf8_seq(p);
+			if (n > 0) {
+				p += n;
+				continue;
+			}
+			ebm_http_buf_add(b, run, (size_t)(p - run));
+			ebm_http_buf_add(b, replacement, sizeof(replacement) - 1);
+			run = ++p;
+			continue;
+		}
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			p++;
+			continue;
+		}
+		ebm_http_buf_add(b, run, (size_t)(p - run));
+		run = ++p;
+		switch (c) {
+		case '"':
+			ebm_http_buf_add(b, "\\\"", 2);
+			break;
+		case '\\':
+			ebm_http_buf_add(b, "\\\\", 2);
+			break;
+		case '\n':
+			ebm_http_buf_add(b, "\\n", 2);
+			break;
+		case '\t':
+			ebm_http_buf_add(b, "\\t", 2);
+			break;
+		case '\r':
+			ebm_http_buf_add(b, "\\r", 2);
+			break;
+		default: {
+			char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+			ebm_http_buf_add(b, esc, sizeof(esc));
+			break;
+		}
+		}
+	}
+	ebm_http_buf_add(b, run, (size_t)(p - run));
+	ebm_http_buf_add(b, "\"", 1);
+}
+
+/* ======================================================================
+ * Numbers
+ * ==================================================================== */
+
+/*
+ * The shortest %.*g (at least 6 digits, at most 9) that reads back as v.
+ * If p digits read back, so do p + 1, so the search starts in the middle:
+ * two conversions for most values instead of up to four.
+ */
+static int shortest_float(char *buf, size_t size, float v)
+{
+	int n = snprintf(buf, size, "%.8g", (double)v);
+	if (strtof(buf, NULL) != v) {
+		return snprintf(buf, size, "%.9g", (double)v);
+	}
+	char tmp[32];
+	for (int p = 7; p >= 6; p--) {
+		int m = snprintf(tmp, sizeof(tmp), "%.*g", p, (double)v);
+		if (strtof(tmp, NULL) != v) {
+			break;
+		}
+		memcpy(buf, tmp, (size_t)m + 1);
+		n = m;
+	}
+	return n;
+}
+
+/* The same for doubles, 15 to 17 digits. */
+static int shortest_double(char *buf, size_t size, double v)
+{
+	int n = snprintf(buf, size, "%.16g", v);
+	if (strtod(buf, NULL) != v) {
+		return snprintf(buf, size, "%.17g", v);
+	}
+	char tmp[40];
+	int m = snprintf(tmp, sizeof(tmp), "%.15g", v);
+	if (strtod(tmp, NULL) == v) {
+		memcpy(buf, tmp, (size_t)m + 1);
+		n = m;
+	}
+	return n;
+}
+
+double ebm_http_float_value(float f)
+{
+	if (!isfinite(f)) {
+		return (double)f;
+	}
+	char buf[32];
+	shortest_float(buf, sizeof(buf), f);
+	return strtod(buf, NULL);
+}
+
+void ebm_http_buf_json_float(struct ebm_http_buf *b, float v)
+{
+	if (!isfinite(v)) {
+		ebm_http_buf_add(b, "null", 4);
+		return;
+	}
+	char buf[32];
+	int n = shortest_float(buf, sizeof(buf), v);
+	ebm_http_buf_add(b, buf, (size_t)n);
+}
+
+void ebm_http_buf_json_double(struct ebm_http_buf *b, double v)
+{
+	if (!isfinite(v)) {
+		ebm_http_buf_add(b, "null", 4);
+		return;
+	}
+	char buf[40];
+	int n = shortest_double(buf, sizeof(buf), v);
+	ebm_http_buf_add(b, buf, (size_t)n);
+}
+
+/* ======================================================================
+ * Bodies
+ * ==================================================================== */
+
+void ebm_http_encode_error(struct ebm_http_buf *b,
+		const struct ebm_http_error *e)
+{
+	ebm_http_buf_reset(b);
+	ebm_http_buf_puts(b, "{\"error\":{\"code\":");
+	ebm_http_buf_json_string(b, e->code);
+	ebm_http_buf_puts(b, ",\"message\":");
+	ebm_http_buf_json_string(b, e->message);
+	ebm_http_buf_puts(b, "}}\n");
+}
+
+static void float_array(struct ebm_http_buf *b, const float *v, size_t n)
+{
+	ebm_http_buf_add(b, "[", 1);
+	for (size_t j = 0; j < n; j++) {
+		if (j > 0) {
+			ebm_http_buf_add(b, ",", 1);
+		}
+		ebm_http_buf_json_float(b, v[j]);
+	}
+	ebm_http_buf_add(b, "]", 1);
+}
+
+void ebm_http_encode_score_results(struct ebm_http_buf *b,
+		const struct ebm_score *s, size_t n_rows, const float *contrib,
+		size_t d)
+{
+	ebm_http_buf_puts(b, "\"results\":[");
+	for (size_t i = 0; i < n_rows && !b->failed; i++) {
+		ebm_http_buf_puts(b, i > 0 ? ",{\"energy\":" : "{\"energy\":");
+		ebm_http_buf_json_float(b, s[i].energy);
+		ebm_http_buf_puts(b, ",\"score\":");
+		ebm_http_buf_json_float(b, s[i].score);
+		ebm_http_buf_puts(b, ",\"p_value\":");
+		ebm_http_buf_json_double(b, s[i].p_value);
+		ebm_http_buf_puts(b, s[i].anomaly ? ",\"anomaly\":true"
+				: ",\"anomaly\":false");
+		if (contrib != NULL) {
+			ebm_http_buf_puts(b, ",\"contributions\":");
+			float_array(b, contrib + i * d, d);
+		}
+		ebm_http_buf_add(b, "}", 1);
+	}
+	ebm_http_buf_add(b, "]", 1);
+}
+
+void ebm_http_encode_repair_results(struct ebm_http_buf *b,
+		const float *x, const float *repaired, float *delta_scratch,
+		size_t n_rows, size_t d, const float *e_before, const float *e_after,
+		const double *p_before, const double *p_after)
+{
+	ebm_http_buf_puts(b, "\"results\":[");
+	for (size_t i = 0; i < n_rows && !b->failed; i++) {
+		const float *xi = x + i * d;
+		const float *ri = repaired + i * d;
+		for (size_t j = 0; j < d; j++) {
+			delta_scratch[j] = ri[j] - xi[j];
+		}
+		ebm_http_buf_puts(b, i > 0 ? ",{\"repaired\":" : "{\"repaired\":");
+		float_array(b, ri, d);
+		ebm_http_buf_puts(b, ",\"delta\":");
+		float_array(b, delta_scratch, d);
+		ebm_http_buf_puts(b, ",\"energy_before\":");
+		ebm_http_buf_json_float(b, e_before[i]);
+		ebm_http_buf_puts(b, ",\"energy_after\":");
+		ebm_http_buf_json_float(b, e_after[i]);
+		ebm_http_buf_puts(b, ",\"p_value_before\":");
+		ebm_http_buf_json_double(b, p_before[i]);
+		ebm_http_buf_puts(b, ",\"p_value_after\":");
+		ebm_http_buf_json_double(b, p_after[i]);
+		ebm_http_buf_add(b, "}", 1);
+	}
+	ebm_http_buf_add(b, "]", 1);
+}

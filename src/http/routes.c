@@ -1,0 +1,745 @@
+/*
+ * routes.c — routing and the endpoint handlers of API.md section 2.
+ *
+ * Every request gets exactly one reply, chosen by this precedence when
+ * several errors apply: 404 (unknown path), 405, 401, 503, 413, 415, 400,
+ * 404 (unknown model), 422. Routing and the method come first, then the
+ * token and readiness (no body is looked at before those), then the body:
+ * its size, then request.c's phase 1 (rows 413, 415, 400), the model
+ * lookup, and phase 2 (422).
+ *
+ * The catalog is acquired once per request and released at the end, so a
+ * request finishes on the models it started with whatever reloads happen.
+ * Maths runs on the worker's own struct ebm_ctx and grow-only scratch.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "http/http.h"
+#include "util/util.h"
+
+#define CT_JSON "application/json"
+#define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+
+/* ======================================================================
+ * Replies
+ * ==================================================================== */
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
+	}
+}
+
+/* Sends w->out with the given status; returns the status sent. */
+static int reply(struct ebm_http_worker *w, struct evhttp_request *req,
+		int status, const char *content_type)
+{
+	static const char oom[] = "{\"error\":{\"code\":\"internal_error\","
+			"\"message\":\"out of memory building the response\"}}\n";
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *body = evhttp_request_get_output_buffer(req);
+	if (w->out.failed) {
+		status = 500;
+		content_type = CT_JSON;
+		evbuffer_add(body, oom, sizeof(oom) - 1);
+	} else {
+		evbuffer_add(body, w->out.data, w->out.len);
+	}
+	evhttp_add_header(h, "Content-Type", content_type);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (w->draining) {
+		evhttp_add_header(h, "Connection", "close");
+	}
+	evhttp_send_reply(req, status, reason(status), NULL);
+	return status;
+}
+
+static int reply_error(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct ebm_http_error *e)
+{
+	ebm_http_encode_error(&w->out, e);
+	return reply(w, req, e->status, CT_JSON);
+}
+
+__attribute__((format(printf, 5, 6)))
+static int fail(struct ebm_http_worker *w, struct evhttp_request *req,
+		int status, const char *code, const char *fmt, ...)
+{
+	struct ebm_http_error e = { .status = status, .code = code };
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof(e.message), fmt, ap);
+	va_end(ap);
+	return reply_error(w, req, &e);
+}
+
+/* ======================================================================
+ * Routing
+ * ==================================================================== */
+
+struct route {
+	enum ebm_http_endpoint ep;
+	char *name;         /* decoded {name}, malloc'ed, or NULL */
+};
+
+/* Matches "/v1/models/{name}[/suffix]"; false when the path is not one. */
+static bool match_model_path(const char *path, struct route *r)
+{
+	static const char prefix[] = "/v1/models/";
+	if (strncmp(path, prefix, sizeof(prefix) - 1) != 0) {
+		return false;
+	}
+	const char *seg = path + sizeof(prefix) - 1;
+	const char *slash = strchr(seg, '/');
+	size_t seg_len = slash != NULL ? (size_t)(slash - seg) : strlen(seg);
+	if (seg_len == 0) {
+		return false;
+	}
+	if (slash == NULL) {
+		r->ep = EBM_HTTP_EP_MODEL;
+	} else if (strcmp(slash, "/score") == 0) {
+		r->ep = EBM_HTTP_EP_SCORE;
+	} else if (strcmp(slash, "/repair") == 0) {
+		r->ep = EBM_HTTP_EP_REPAIR;
+	} else {
+		return false;
+	}
+	char *raw = malloc(seg_len + 1);
+	if (raw == NULL) {
+		return false;
+	}
+	memcpy(raw, seg, seg_len);
+	raw[seg_len] = '\0';
+	size_t len = 0;
+	r->name = evhttp_uridecode(raw, 0, &len);
+	free(raw);
+	/* A %00 cannot name a file: leave the name unmatchable. */
+	if (r->name != NULL && strlen(r->name) != len) {
+		r->name[0] = '\0';
+	}
+	return r->name != NULL;
+}
+
+static void route_path(const char *path, struct route *r)
+{
+	r->ep = EBM_HTTP_EP_OTHER;
+	r->name = NULL;
+	if (path == NULL) {
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		r->ep = EBM_HTTP_EP_HEALTHZ;
+	} else if (strcmp(path, "/readyz") == 0) {
+		r->ep = EBM_HTTP_EP_READYZ;
+	} else if (strcmp(path, "/metrics") == 0) {
+		r->ep = EBM_HTTP_EP_METRICS;
+	} else if (strcmp(path, "/v1/models") == 0) {
+		r->ep = EBM_HTTP_EP_MODELS;
+	} else if (strcmp(path, "/v1/score") == 0) {
+		r->ep = EBM_HTTP_EP_COMPOSE;
+	} else if (!match_model_path(path, r)) {
+		r->ep = EBM_HTTP_EP_OTHER;
+	}
+}
+
+static bool is_post(enum ebm_http_endpoint ep)
+{
+	return ep == EBM_HTTP_EP_SCORE || ep == EBM_HTTP_EP_REPAIR
+			|| ep == EBM_HTTP_EP_COMPOSE;
+}
+
+/* ======================================================================
+ * Headers
+ * ==================================================================== */
+
+/* Compares all of `token` whatever `given` is, so the time taken does not
+ * depend on where they differ. */
+static bool token_equal(const char *given, size_t given_len,
+		const char *token)
+{
+	size_t len = strlen(token);
+	unsigned diff = given_len != len;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
+		diff |= (unsigned)(g ^ (unsigned char)token[i]);
+	}
+	return diff == 0;
+}
+
+/* "Authorization: Bearer <token>", the scheme in any case (RFC 7235). */
+static bool authorized(struct evhttp_request *req, const char *token)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
+			"Authorization");
+	if (h == NULL || strncasecmp(h, "Bearer", 6) != 0
+			|| (h[6] != ' ' && h[6] != '\t')) {
+		return false;
+	}
+	const char *t = h + 6;
+	while (*t == ' ' || *t == '\t') {
+		t++;
+	}
+	size_t len = strlen(t);
+	while (len > 0 && (t[len - 1] == ' ' || t[len - 1] == '\t')) {
+		len--;
+	}
+	return token_equal(t, len, token);
+}
+
+static const char *skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t') {
+		p++;
+	}
+	return p;
+}
+
+/*
+ * No Content-Type, or application/json with at most a charset parameter
+ * of utf-8 (any case, quoted or not): RFC 8259 JSON is UTF-8.
+ */
+static bool content_type_ok(struct evhttp_request *req)
+{
+	const char *ct = evhttp_find_header(
+			evhttp_request_get_input_headers(req), "Content-Type");
+	if (ct == NULL) {
+		return true;
+	}
+	const char *p = skip_ws(ct);
+	static const char json[] = "application/json";
+	if (strncasecmp(p, json, sizeof(json) - 1) != 0) {
+		return false;
+	}
+	p = skip_ws(p + sizeof(json) - 1);
+	while (*p == ';') {
+		p = skip_ws(p + 1);
+		if (*p == '\0') {
+			break;
+		}
+		if (strncasecmp(p, "charset=", 8) != 0) {
+			return false;
+		}
+		p += 8;
+		bool quoted = *p == '"';
+		p += quoted;
+		if (strncasecmp(p, "utf-8", 5) == 0) {
+			p += 5;
+		} else if (strncasecmp(p, "utf8", 4) == 0) {
+			p += 4;
+		} else {
+			return false;
+		}
+		if (quoted) {
+			if (*p != '"') {
+				return false;
+			}
+			p++;
+		}
+		p = skip_ws(p);
+	}
+	return *p == '\0';
+}
+
+/* ======================================================================
+ * Health, metrics, metadata
+ * ==================================================================== */
+
+static int get_readyz(struct ebm_http_worker *w, struct evhttp_request *req)
+{
+	if (ebm_http_server_stopping(w->server)) {
+		return fail(w, req, 503, "shutting_down", "ebmd is shutting down");
+	}
+	struct ebm_http_catalog *c = ebm_http_server_acquire(w->server);
+	size_t n = c != NULL ? c->n_model_files : 0;
+	ebm_http_catalog_unref(c);
+	if (n == 0) {
+		return fail(w, req, 503, "not_ready", "no model is loaded yet");
+	}
+	ebm_http_buf_reset(&w->out);
+	ebm_http_buf_printf(&w->out, "{\"status\":\"ready\",\"models\":%zu}\n",
+			n);
+	return reply(w, req, 200, CT_JSON);
+}
+
+static int get_metrics(struct ebm_http_worker *w, struct evhttp_request *req)
+{
+	struct ebm_http_catalog *c = ebm_http_server_acquire(w->server);
+	size_t n = c != NULL ? c->n_model_files : 0;
+	ebm_http_catalog_unref(c);
+	ebm_http_buf_reset(&w->out);
+	ebm_http_metrics_render(w->metrics, n, &w->out);
+	return reply(w, req, 200, CT_METRICS);
+}
+
+static int get_models(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct ebm_http_catalog *c)
+{
+	ebm_http_buf_reset(&w->out);
+	ebm_http_buf_puts(&w->out, "{\"models\":[");
+	for (size_t i = 0; i < c->n_entries; i++) {
+		if (i > 0) {
+			ebm_http_buf_add(&w->out, ",", 1);
+		}
+		ebm_http_buf_puts(&w->out, c->entries[i].info);
+	}
+	ebm_http_buf_puts(&w->out, "]}\n");
+	return reply(w, req, 200, CT_JSON);
+}
+
+static int unknown_model(struct ebm_http_worker *w,
+		struct evhttp_request *req, const char *where, const char *name)
+{
+	return fail(w, req, 404, "unknown_model", "%s%smodel '%.128s' not found",
+			where, where[0] != '\0' ? ": " : "", name);
+}
+
+static int get_model(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct ebm_http_catalog *c, const char *name)
+{
+	const struct ebm_http_entry *e = ebm_http_catalog_find(c, name);
+	if (e == NULL) {
+		return unknown_model(w, req, "", name);
+	}
+	ebm_http_buf_reset(&w->out);
+	ebm_http_buf_puts(&w->out, e->info);
+	ebm_http_buf_add(&w->out, "\n", 1);
+	return reply(w, req, 200, CT_JSON);
+}
+
+/* ======================================================================
+ * Scoring, explanations, repair
+ * ==================================================================== */
+
+/* What a score or repair runs against: a served entry or an ad-hoc
+ * product of /v1/score. */
+struct target {
+	const char *name;                     /* entry name, or NULL */
+	const struct ebm_http_entry *entry;   /* or NULL */
+	const struct ebm_http_request *req;   /* for the ad-hoc header */
+	const struct ebm_product *product;
+	const struct ebm_http_schema *schema;
+	double alpha;                         /* default in force */
+	char version[13];
+	struct ebm_http_model_stats *stats;
+};
+
+/* Maps a library failure while scoring to a reply. */
+static int maths_error(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct ebm_error *err)
+{
+	if (err->code == EBM_STATUS_NUMERIC && err->line > 0) {
+		if (err->column > 0) {
+			return fail(w, req, 422, "non_finite",
+					"instances[%llu][%llu]: not a finite number",
+					(unsigned long long)err->line - 1,
+					(unsigned long long)err->column - 1);
+		}
+		return fail(w, req, 422, "non_finite_energy",
+				"instances[%llu]: the energy of this row is not finite",
+				(unsigned long long)err->line - 1);
+	}
+	if (err->code == EBM_STATUS_NUMERIC) {
+		return fail(w, req, 422, "non_finite_energy", "%s", err->message);
+	}
+	ebm_log_error("scoring failed: %s", err->message);
+	return fail(w, req, 500, "internal_error", "%s", err->message);
+}
+
+static int nomem(struct ebm_http_worker *w, struct evhttp_request *req)
+{
+	return fail(w, req, 500, "internal_error",
+			"out of memory for this request");
+}
+
+/* {"model":"x","version":"v", or {"models":[...],"weights":[...],... */
+static void header(struct ebm_http_buf *b, const struct target *t)
+{
+	ebm_http_buf_reset(b);
+	if (t->name != NULL) {
+		ebm_http_buf_puts(b, "{\"model\":");
+		ebm_http_buf_json_string(b, t->name);
+	} else {
+		const struct ebm_http_request *r = t->req;
+		ebm_http_buf_puts(b, "{\"models\":[");
+		for (size_t i = 0; i < r->n_models; i++) {
+			if (i > 0) {
+				ebm_http_buf_add(b, ",", 1);
+			}
+			ebm_http_buf_json_string(b, r->models[i]);
+		}
+		ebm_http_buf_puts(b, "],\"weights\":[");
+		for (size_t i = 0; i < r->n_models; i++) {
+			if (i > 0) {
+				ebm_http_buf_add(b, ",", 1);
+			}
+			ebm_http_buf_json_double(b,
+					ebm_product_weight(t->product, i));
+		}
+		ebm_http_buf_add(b, "]", 1);
+	}
+	ebm_http_buf_puts(b, ",\"version\":");
+	ebm_http_buf_json_string(b, t->version);
+}
+
+static int run_score(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct ebm_http_request *r, const struct target *t)
+{
+	struct ebm_http_error e;
+	size_t n = r->n_rows;
+	size_t d = t->schema->d;
+	size_t nd;
+	if (!ebm_mul_size(n, d, &nd)) {
+		return nomem(w, req);
+	}
+	float *x = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_X, nd,
+			sizeof(float));
+	struct ebm_score *s = ebm_http_worker_scratch(w,
+			EBM_HTTP_SCRATCH_SCORES, n, sizeof(*s));
+	if (x == NULL || s == NULL) {
+		return nomem(w, req);
+	}
+	if (!ebm_http_request_rows(r, t->schema, x, &e)) {
+		return reply_error(w, req, &e);
+	}
+	double alpha = r->has_alpha ? r->alpha : t->alpha;
+	struct ebm_error err;
+	ebm_error_clear(&err);
+	if (ebm_product_score(t->product, w->ctx, x, n, alpha, s, &err)
+			!= EBM_STATUS_OK) {
+		return maths_error(w, req, &err);
+	}
+	float *contrib = NULL;
+	if (r->explain) {
+		contrib = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_OUT, nd,
+				sizeof(float));
+		if (contrib == NULL) {
+			return nomem(w, req);
+		}
+		if (ebm_product_explain(t->product, w->ctx, x, n, contrib, &err)
+				!= EBM_STATUS_OK) {
+			return maths_error(w, req, &err);
+		}
+	}
+	uint64_t anomalies = 0;
+	for (size_t i = 0; i < n; i++) {
+		anomalies += s[i].anomaly;
+	}
+	if (t->stats != NULL) {
+		atomic_fetch_add(&t->stats->rows, n);
+		atomic_fetch_add(&t->stats->anomalies, anomalies);
+	}
+	header(&w->out, t);
+	ebm_http_buf_puts(&w->out, ",\"alpha\":");
+	ebm_http_buf_json_double(&w->out, alpha);
+	ebm_http_buf_add(&w->out, ",", 1);
+	ebm_http_encode_score_results(&w->out, s, n, contrib, d);
+	ebm_http_buf_puts(&w->out, "}\n");
+	return reply(w, req, 200, CT_JSON);
+}
+
+static int run_repair(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct ebm_http_request *r, const struct target *t)
+{
+	struct ebm_http_error e;
+	size_t n = r->n_rows;
+	size_t d = t->schema->d;
+	size_t nd;
+	if (!ebm_mul_size(n, d, &nd)) {
+		return nomem(w, req);
+	}
+	float *x = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_X, nd,
+			sizeof(float));
+	float *out = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_OUT, nd,
+			sizeof(float));
+	float *eb = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_E_BEFORE, n,
+			sizeof(float));
+	float *ea = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_E_AFTER, n,
+			sizeof(float));
+	double *pb = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_P_BEFORE, n,
+			sizeof(double));
+	double *pa = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_P_AFTER, n,
+			sizeof(double));
+	float *row = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_ROW, d,
+			sizeof(float));
+	bool *fixed = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_FIXED, d,
+			sizeof(bool));
+	if (x == NULL || out == NULL || eb == NULL || ea == NULL || pb == NULL
+			|| pa == NULL || row == NULL || fixed == NULL) {
+		return nomem(w, req);
+	}
+	if (!ebm_http_request_rows(r, t->schema, x, &e)
+			|| !ebm_http_request_fixed(r, t->schema, fixed, &e)) {
+		return reply_error(w, req, &e);
+	}
+	struct ebm_repair_options o;
+	ebm_repair_options_init(&o);
+	if (r->has_steps) {
+		o.steps = (uint32_t)r->steps;
+	}
+	if (r->has_step_size) {
+		o.step_size = (float)r->step_size;
+	}
+	o.fixed = fixed;
+	struct ebm_error err;
+	ebm_error_clear(&err);
+	if (ebm_product_repair(t->product, w->ctx, &o, x, n, out, eb, ea, &err)
+			!= EBM_STATUS_OK) {
+		return maths_error(w, req, &err);
+	}
+	const float *ref = ebm_product_ref_energies(t->product);
+	size_t n_ref = ebm_product_n_ref(t->product);
+	for (size_t i = 0; i < n; i++) {
+		pb[i] = ebm_p_value(ref, n_ref, eb[i]);
+		pa[i] = ebm_p_value(ref, n_ref, ea[i]);
+	}
+	header(&w->out, t);
+	ebm_http_buf_add(&w->out, ",", 1);
+	ebm_http_encode_repair_results(&w->out, x, out, row, n, d, eb, ea, pb,
+			pa);
+	ebm_http_buf_puts(&w->out, "}\n");
+	return reply(w, req, 200, CT_JSON);
+}
+
+/* Phase 1 of a POST body: size (413), then request.c (413, 415, 400). */
+static bool read_body(struct ebm_http_worker *w, struct evhttp_request *req,
+		enum ebm_http_kind kind, size_t max_rows, struct ebm_http_request *r,
+		struct ebm_http_error *e)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	if (len > w->options->max_body_bytes) {
+		return ebm_http_fail(e, 413, "body_too_large",
+				"body has %zu bytes, at most %llu are accepted", len,
+				(unsigned long long)w->options->max_body_bytes);
+	}
+	const char *body = len > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
+	if (body == NULL) {
+		return ebm_http_fail(e, 500, "internal_error", "out of memory");
+	}
+	return ebm_http_request_parse(r, kind, body, len, content_type_ok(req),
+			max_rows, e);
+}
+
+static int post_model(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct ebm_http_catalog *c, enum ebm_http_endpoint ep,
+		const char *name)
+{
+	struct ebm_http_request r;
+	struct ebm_http_error e;
+	enum ebm_http_kind kind = ep == EBM_HTTP_EP_SCORE
+			? EBM_HTTP_KIND_SCORE : EBM_HTTP_KIND_REPAIR;
+	if (!read_body(w, req, kind, c->settings.max_rows, &r, &e)) {
+		return reply_error(w, req, &e);
+	}
+	int status;
+	const struct ebm_http_entry *entry = ebm_http_catalog_find(c, name);
+	if (entry == NULL) {
+		status = unknown_model(w, req, "", name);
+	} else if (!ebm_http_request_check(&r, &e)) {
+		status = reply_error(w, req, &e);
+	} else {
+		struct target t = {
+			.name = entry->name,
+			.entry = entry,
+			.product = entry->product,
+			.schema = &entry->schema,
+			.alpha = entry->alpha,
+			.stats = entry->stats,
+		};
+		memcpy(t.version, entry->version, sizeof(t.version));
+		status = kind == EBM_HTTP_KIND_SCORE ? run_score(w, req, &r, &t)
+				: run_repair(w, req, &r, &t);
+	}
+	ebm_http_request_finish(&r);
+	return status;
+}
+
+/* POST /v1/score: a product built for this request. */
+static int post_compose(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct ebm_http_catalog *c)
+{
+	struct ebm_http_request r;
+	struct ebm_http_error e;
+	if (!read_body(w, req, EBM_HTTP_KIND_COMPOSE, c->settings.max_rows, &r,
+			&e)) {
+		return reply_error(w, req, &e);
+	}
+	int status;
+	struct ebm_product *p = NULL;
+	struct ebm_http_schema schema = { 0 };
+	const char **names = NULL;
+	const struct ebm_model *models[EBM_PRODUCT_MAX_MODELS];
+	double alpha = 1.0;
+	/* 404 for an unknown model comes before any 422. */
+	for (size_t i = 0; i < r.n_models; i++) {
+		const struct ebm_http_entry *m = ebm_http_catalog_find(c,
+				r.models[i]);
+		if (m == NULL || m->composition) {
+			char where[32];
+			snprintf(where, sizeof(where), "models[%zu]", i);
+			status = unknown_model(w, req, where, r.models[i]);
+			goto out;
+		}
+		if (i < EBM_PRODUCT_MAX_MODELS) {
+			models[i] = m->models[0]->model;
+			alpha = m->alpha < alpha ? m->alpha : alpha;
+		}
+	}
+	if (!ebm_http_request_check(&r, &e)) {
+		status = reply_error(w, req, &e);
+		goto out;
+	}
+	struct ebm_error err;
+	ebm_error_clear(&err);
+	enum ebm_status st = ebm_product_create(models, r.weights, r.n_models,
+			w->ctx, &p, &err);
+	if (st == EBM_STATUS_MISMATCH) {
+		status = fail(w, req, 422, "incompatible_models", "models: %s",
+				err.message);
+		goto out;
+	}
+	if (st == EBM_STATUS_INVALID_ARGUMENT || st == EBM_STATUS_NUMERIC) {
+		status = fail(w, req, 422, "invalid_models", "models: %s",
+				err.message);
+		goto out;
+	}
+	if (st != EBM_STATUS_OK) {
+		status = maths_error(w, req, &err);
+		goto out;
+	}
+	size_t d = ebm_product_n_features(p);
+	if (d > 0 && ebm_product_feature_name(p, 0) != NULL) {
+		names = ebm_alloc_array(d, sizeof(*names));
+		if (names == NULL) {
+			status = nomem(w, req);
+			goto out;
+		}
+		for (size_t j = 0; j < d; j++) {
+			names[j] = ebm_product_feature_name(p, j);
+		}
+	}
+	if (!ebm_http_schema_init(&schema, d, names)) {
+		status = nomem(w, req);
+		goto out;
+	}
+	struct target t = {
+		.req = &r,
+		.product = p,
+		.schema = &schema,
+		.alpha = c->settings.has_alpha ? c->settings.alpha : alpha,
+		.stats = w->adhoc_stats,
+	};
+	char checksum[33];
+	ebm_http_product_version(p, t.version, checksum);
+	status = run_score(w, req, &r, &t);
+
+out:
+	ebm_http_schema_finish(&schema);
+	free(names);
+	ebm_product_destroy(p);
+	ebm_http_request_finish(&r);
+	return status;
+}
+
+/* /v1/...: token (401), readiness (503), then the endpoint. */
+static int v1(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct route *rt)
+{
+	struct ebm_http_catalog *c = ebm_http_server_acquire(w->server);
+	int status;
+	if (c != NULL && c->settings.token != NULL
+			&& !authorized(req, c->settings.token)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+				"WWW-Authenticate", "Bearer realm=\"ebmd\"");
+		status = fail(w, req, 401, "unauthorized",
+				"missing or wrong 'Authorization: Bearer' token");
+	} else if (w->draining) {
+		status = fail(w, req, 503, "shutting_down",
+				"ebmd is shutting down");
+	} else if (c == NULL || c->n_model_files == 0) {
+		status = fail(w, req, 503, "not_ready", "no model is loaded yet");
+	} else {
+		switch (rt->ep) {
+		case EBM_HTTP_EP_MODELS:
+			status = get_models(w, req, c);
+			break;
+		case EBM_HTTP_EP_MODEL:
+			status = get_model(w, req, c, rt->name);
+			break;
+		case EBM_HTTP_EP_SCORE:
+		case EBM_HTTP_EP_REPAIR:
+			status = post_model(w, req, c, rt->ep, rt->name);
+			break;
+		case EBM_HTTP_EP_COMPOSE:
+			status = post_compose(w, req, c);
+			break;
+		default:
+			status = fail(w, req, 404, "not_found", "no such path");
+			break;
+		}
+	}
+	ebm_http_catalog_unref(c);
+	return status;
+}
+
+void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req)
+{
+	double t0 = ebm_now();
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	struct route rt;
+	route_path(path, &rt);
+
+	int status;
+	bool post = is_post(rt.ep);
+	bool method_ok = post ? method == EVHTTP_REQ_POST
+			: method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
+	if (rt.ep == EBM_HTTP_EP_OTHER) {
+		status = fail(w, req, 404, "not_found", "no such path: %.200s",
+				path != NULL ? path : "");
+	} else if (!method_ok) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+				post ? "POST" : "GET, HEAD");
+		status = fail(w, req, 405, "method_not_allowed",
+				"%.200s accepts %s only", path,
+				post ? "POST" : "GET and HEAD");
+	} else if (rt.ep == EBM_HTTP_EP_HEALTHZ) {
+		ebm_http_buf_reset(&w->out);
+		ebm_http_buf_puts(&w->out, "{\"status\":\"ok\"}\n");
+		status = reply(w, req, 200, CT_JSON);
+	} else if (rt.ep == EBM_HTTP_EP_READYZ) {
+		status = get_readyz(w, req);
+	} else if (rt.ep == EBM_HTTP_EP_METRICS) {
+		status = get_metrics(w, req);
+	} else {
+		status = v1(w, req, &rt);
+	}
+	double dt = ebm_now() - t0;
+	ebm_http_metrics_request(w->metrics, w->index, rt.ep, status, dt);
+	ebm_log_debug("%s %.200s -> %d (%.3f ms)",
+			method == EVHTTP_REQ_POST ? "POST"
+			: method == EVHTTP_REQ_GET ? "GET"
+			: method == EVHTTP_REQ_HEAD ? "HEAD" : "other",
+			path != NULL ? path : "-", status, dt * 1e3);
+	free(rt.name);
+}

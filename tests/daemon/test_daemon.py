@@ -1,0 +1,1029 @@
+#!/usr/bin/env python3
+"""Integration test of ebmd: the real daemon on 127.0.0.1 (port 0), with
+models trained at test time by the real ebmd-train, driven over HTTP.
+
+Usage: test_daemon.py EBMD EBMD_TRAIN DATA_DIR
+
+Covers API.md sections 2 and 3: every status code with its error body and
+the precedence between them, named and positional rows, explanations,
+repair, compositions (ad hoc and from the configuration), metrics, reload
+on SIGHUP (a corrupt file keeps the old version, a new file is served, a
+deleted one is not), the inotify watch, and a graceful SIGTERM with
+requests in flight.
+
+Only the Python standard library. Prints "N passed, M failed" and exits
+non-zero if anything failed.
+"""
+
+import csv
+import http.client
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+EBMD, EBMD_TRAIN, DATA_DIR = (os.path.abspath(a) for a in sys.argv[1:4])
+THYROID = os.path.join(DATA_DIR, "thyroid.csv")
+TOKEN = "s3cret-token"
+# Under sanitizers everything is slower.
+START_TIMEOUT = 60.0
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def close(a, b, rel=1e-5, abs_=1e-4):
+    return abs(a - b) <= max(abs_, rel * max(abs(a), abs(b)))
+
+
+# ---------------------------------------------------------------------------
+# The daemon under test
+# ---------------------------------------------------------------------------
+
+class Daemon:
+    """One ebmd process; its stderr is collected line by line."""
+
+    def __init__(self, workdir, name, conf_text, args=(), env_extra=None):
+        self.conf = os.path.join(workdir, name + ".conf")
+        with open(self.conf, "w") as f:
+            f.write(conf_text)
+        self.lines = []
+        self.cond = threading.Condition()
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("JOURNAL_STREAM", None)
+        env.pop("WATCHDOG_USEC", None)
+        env.pop("WATCHDOG_PID", None)
+        env.update(env_extra or {})
+        self.proc = subprocess.Popen(
+            [EBMD, "--config", self.conf, *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, cwd=workdir, env=env)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        m = self.wait_log(r"listening on (\S+):(\d+)", 0, START_TIMEOUT)
+        self.host, self.port = m.group(1), int(m.group(2))
+        self.wait_log(r"ready$", 0, START_TIMEOUT)
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.lines.append(None)  # EOF
+            self.cond.notify_all()
+
+    def mark(self):
+        with self.cond:
+            return len(self.lines)
+
+    def wait_log(self, pattern, start=0, timeout=20.0):
+        """First line matching pattern at index >= start."""
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        i = start
+        with self.cond:
+            while True:
+                while i < len(self.lines):
+                    line = self.lines[i]
+                    i += 1
+                    if line is None:
+                        raise Failure("ebmd exited while waiting for %r; "
+                                      "log:\n%s" % (pattern, self.log()))
+                    m = rx.search(line)
+                    if m:
+                        return m
+                left = deadline - time.time()
+                if left <= 0:
+                    raise Failure("no log line %r within %.0f s; log:\n%s"
+                                  % (pattern, timeout, self.log()))
+                self.cond.wait(left)
+
+    def log(self):
+        with self.cond:
+            return "\n".join(l for l in self.lines[-40:] if l is not None)
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        """(status, headers dict (lower-case keys), body bytes)."""
+        conn = http.client.HTTPConnection(self.host, self.port,
+                                          timeout=timeout)
+        try:
+            hdrs = dict(headers or {})
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body).encode()
+                hdrs.setdefault("Content-Type", "application/json")
+            elif isinstance(body, str):
+                body = body.encode()
+            conn.request(method, path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            conn.close()
+
+    def json(self, method, path, body=None, headers=None, expect=200):
+        status, hdrs, data = self.request(method, path, body, headers)
+        check(status == expect, "%s %s: expected %d, got %d: %s"
+              % (method, path, expect, status, data[:300]))
+        check(hdrs.get("content-type", "").startswith("application/json"),
+              "%s %s: Content-Type %r" % (method, path,
+                                          hdrs.get("content-type")))
+        return json.loads(data)
+
+    def error(self, method, path, body=None, headers=None, status=400,
+              code=None, message=None):
+        """Expects an error reply with the JSON error body."""
+        doc = self.json(method, path, body, headers, expect=status)
+        check(set(doc) == {"error"} and set(doc["error"]) == {"code",
+                                                               "message"},
+              "error body shape: %r" % doc)
+        check(re.fullmatch(r"[a-z][a-z0-9_]*", doc["error"]["code"]),
+              "code is not snake_case: %r" % doc)
+        if code is not None:
+            check(doc["error"]["code"] == code,
+                  "expected code %s, got %r" % (code, doc))
+        if message is not None:
+            check(re.search(message, doc["error"]["message"]),
+                  "message %r does not match %r"
+                  % (doc["error"]["message"], message))
+        return doc["error"]
+
+    def metrics(self):
+        status, hdrs, data = self.request("GET", "/metrics")
+        check(status == 200, "/metrics: %d" % status)
+        check(hdrs.get("content-type", "").startswith(
+            "text/plain; version=0.0.4"),
+              "/metrics Content-Type %r" % hdrs.get("content-type"))
+        values = {}
+        for line in data.decode().splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            key, _, value = line.rpartition(" ")
+            values[key] = float(value)
+        return values
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def reload(self):
+        """SIGHUP, then wait until the new catalog is published."""
+        start = self.mark()
+        self.signal(signal.SIGHUP)
+        self.wait_log(r"reload: serving", start)
+
+    def stop(self, timeout=60):
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise Failure("ebmd did not exit within %d s of SIGTERM" % timeout)
+
+
+# ---------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------
+
+WORK = tempfile.mkdtemp(prefix="ebmd-test-")
+STORE = os.path.join(WORK, "store")   # trained models, copied from here
+os.makedirs(STORE)
+
+
+def train(out, seed, data=THYROID):
+    subprocess.run([EBMD_TRAIN, "train", "--data", data, "--out", out,
+                    "--hidden", "16,16", "--epochs", "3", "--seed", str(seed)],
+                   check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def derived_csv(path, header, n_cols):
+    """thyroid.csv with another header and/or fewer feature columns."""
+    with open(THYROID) as f, open(path, "w", newline="") as g:
+        r = csv.reader(f)
+        w = csv.writer(g)
+        next(r)
+        w.writerow(header[:n_cols])
+        for row in r:
+            w.writerow(row[:n_cols])
+
+
+def models_dir(name, *models):
+    d = os.path.join(WORK, name)
+    os.makedirs(d, exist_ok=True)
+    for m in models:
+        shutil.copy(os.path.join(STORE, m + ".ebm"), os.path.join(d, m
+                                                                  + ".ebm"))
+    return d
+
+
+def conf(models, extra_server="", extra=""):
+    return ("[server]\nlisten = 127.0.0.1:0\nthreads = 2\nmax_rows = 50\n"
+            "max_body_bytes = 65536\n%s\n[models]\ndir = %s\n%s\n"
+            % (extra_server, models, extra))
+
+
+with open(THYROID) as f:
+    HEADER = next(csv.reader(f))
+    ROWS = [[float(v) for v in row[:6]] for row, _ in
+            zip(csv.reader(f), range(400))]
+FEATURES = HEADER[:6]
+NORMAL = ROWS[:5]
+FAR = [[5.0, 1.0, 1.0, 1.0, 1.0, 1.0], [-3.0, 2.5, 0.5, -1.0, 4.0, 0.0]]
+
+print("training models in", WORK, flush=True)
+train(os.path.join(STORE, "thy.ebm"), 1)
+train(os.path.join(STORE, "thy2.ebm"), 2)
+train(os.path.join(STORE, "thy3.ebm"), 3)
+derived_csv(os.path.join(WORK, "five.csv"), HEADER, 5)
+train(os.path.join(STORE, "five.ebm"), 1, os.path.join(WORK, "five.csv"))
+derived_csv(os.path.join(WORK, "renamed.csv"),
+            ["g%d" % i for i in range(6)], 6)
+train(os.path.join(STORE, "renamed.ebm"), 1, os.path.join(WORK,
+                                                          "renamed.csv"))
+
+MAIN_DIR = models_dir("models", "thy", "thy2", "five", "renamed")
+MAIN = Daemon(WORK, "main", conf(MAIN_DIR, extra="""
+[compose.both]
+models = thy, thy2
+weights = 1, 0.5
+"""))
+
+
+def score(d, model, rows, **kw):
+    body = {"instances": rows}
+    body.update(kw)
+    return d.json("POST", "/v1/models/%s/score" % model, body)
+
+
+# ---------------------------------------------------------------------------
+# Health and metadata
+# ---------------------------------------------------------------------------
+
+@test
+def health_and_ready():
+    check(MAIN.json("GET", "/healthz") == {"status": "ok"}, "healthz body")
+    # Four model files; the composition is not counted.
+    check(MAIN.json("GET", "/readyz") == {"status": "ready", "models": 4},
+          "readyz body")
+    status, _, body = MAIN.request("HEAD", "/healthz")
+    check(status == 200 and body == b"", "HEAD /healthz")
+
+
+@test
+def model_info():
+    info = MAIN.json("GET", "/v1/models/thy")
+    for key in ("name", "version", "features", "feature_names", "alpha",
+                "reference_size", "objective", "hidden", "created",
+                "checksum", "loaded_at"):
+        check(key in info, "model info lacks %s: %r" % (key, info))
+    check(info["name"] == "thy", "name")
+    check(info["version"] == info["checksum"][:12], "version")
+    check(re.fullmatch(r"[0-9a-f]{32}", info["checksum"]), "checksum")
+    check(info["features"] == 6 and info["feature_names"] == FEATURES,
+          "features %r" % info)
+    check(0 < info["alpha"] < 1, "alpha")
+    check(info["hidden"] == [16, 16], "hidden")
+    iso = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    check(re.fullmatch(iso, info["created"]), "created")
+    check(re.fullmatch(iso, info["loaded_at"]), "loaded_at")
+    listing = MAIN.json("GET", "/v1/models")
+    names = [m["name"] for m in listing["models"]]
+    check(sorted(names) == ["both", "five", "renamed", "thy", "thy2"],
+          "listing %r" % names)
+    check([m for m in listing["models"] if m["name"] == "thy"][0] == info,
+          "listing and single info differ")
+
+
+@test
+def composition_info():
+    info = MAIN.json("GET", "/v1/models/both")
+    thy = MAIN.json("GET", "/v1/models/thy")
+    thy2 = MAIN.json("GET", "/v1/models/thy2")
+    check(info["objective"] == "product", "objective")
+    check(info["models"] == ["thy", "thy2"], "models")
+    check(info["weights"] == [1, 0.5], "weights")
+    check(info["hidden"] == [], "hidden")
+    check(info["features"] == 6, "features")
+    check(info["reference_size"] == thy["reference_size"]
+          + thy2["reference_size"], "union reference set")
+    check(info["alpha"] == min(thy["alpha"], thy2["alpha"]), "alpha")
+
+
+# ---------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------
+
+@test
+def score_positional_and_named():
+    a = score(MAIN, "thy", NORMAL + FAR)
+    check(a["model"] == "thy", "model")
+    check(a["version"] == MAIN.json("GET", "/v1/models/thy")["version"],
+          "version")
+    check(len(a["results"]) == len(NORMAL) + len(FAR), "one result per row")
+    for r in a["results"]:
+        check(set(r) == {"energy", "score", "p_value", "anomaly"},
+              "result keys %r" % r)
+        check(0 < r["p_value"] <= 1, "p_value range")
+        check(r["anomaly"] == (r["p_value"] < a["alpha"]), "anomaly flag")
+    check(all(r["anomaly"] for r in a["results"][len(NORMAL):]),
+          "far rows flagged: %r" % a["results"][len(NORMAL):])
+    named = [dict(zip(FEATURES, row)) for row in NORMAL + FAR]
+    named[0] = dict(reversed(list(named[0].items())))  # any key order
+    b = score(MAIN, "thy", named)
+    check(a["results"] == b["results"], "named rows score differently")
+    mixed = score(MAIN, "thy", [NORMAL[0], named[1]])
+    check(mixed["results"] == a["results"][:2], "mixed rows")
+
+
+@test
+def score_alpha():
+    a = score(MAIN, "thy", FAR, alpha=0.5)
+    check(a["alpha"] == 0.5, "request alpha in force")
+    info = MAIN.json("GET", "/v1/models/thy")
+    check(score(MAIN, "thy", FAR)["alpha"] == info["alpha"], "file alpha")
+
+
+@test
+def explain_sums_to_score():
+    rows = NORMAL[:3] + FAR
+    out = score(MAIN, "thy", rows, explain=True)
+    for row, r in zip(rows, out["results"]):
+        c = r["contributions"]
+        check(len(c) == 6, "one contribution per feature")
+        check(abs(sum(c) - r["score"]) <= max(0.01 * abs(r["score"]), 1e-3),
+              "contributions sum %g, score %g" % (sum(c), r["score"]))
+    plain = score(MAIN, "thy", rows)
+    check("contributions" not in plain["results"][0], "no explain")
+    both = score(MAIN, "both", FAR, explain=True)
+    for r in both["results"]:
+        check(abs(sum(r["contributions"]) - r["score"])
+              <= max(0.01 * abs(r["score"]), 1e-3), "product explain")
+
+
+@test
+def repair():
+    rows = FAR + NORMAL[:2]
+    out = MAIN.json("POST", "/v1/models/thy/repair",
+                    {"instances": rows, "steps": 100, "step_size": 0.1,
+                     "fixed": [0, "f3"]})
+    check(out["model"] == "thy", "model")
+    check(len(out["results"]) == len(rows), "one result per row")
+    moved = False
+    for row, r in zip(rows, out["results"]):
+        for key in ("repaired", "delta", "energy_before", "energy_after",
+                    "p_value_before", "p_value_after"):
+            check(key in r, "repair lacks %s" % key)
+        check(r["energy_after"] <= r["energy_before"],
+              "energy rose: %r" % r)
+        check(r["p_value_after"] >= r["p_value_before"], "p_value fell")
+        for j in (0, 3):
+            check(r["delta"][j] == 0 and close(r["repaired"][j], row[j],
+                                               1e-6, 1e-6),
+                  "fixed feature %d moved: %r" % (j, r))
+        for j in range(6):
+            check(close(r["repaired"][j] - row[j], r["delta"][j], 1e-4,
+                        1e-4), "delta != repaired - instance")
+        moved |= r["energy_after"] < r["energy_before"]
+    check(moved, "no row improved")
+    # Defaults apply without steps/step_size/fixed.
+    d = MAIN.json("POST", "/v1/models/both/repair", {"instances": FAR})
+    check(all(r["energy_after"] <= r["energy_before"]
+              for r in d["results"]), "product repair")
+
+
+@test
+def composition_arithmetic():
+    e1 = [r["energy"] for r in score(MAIN, "thy", NORMAL + FAR)["results"]]
+    e2 = [r["energy"] for r in score(MAIN, "thy2", NORMAL + FAR)["results"]]
+    adhoc = MAIN.json("POST", "/v1/score",
+                      {"models": ["thy", "thy2"], "weights": [1, 0.5],
+                       "instances": NORMAL + FAR})
+    check(adhoc["models"] == ["thy", "thy2"] and "model" not in adhoc,
+          "models instead of model")
+    for a, b, p in zip(e1, e2, adhoc["results"]):
+        check(close(p["energy"], a + 0.5 * b),
+              "product energy %g != %g + 0.5 * %g" % (p["energy"], a, b))
+    named = score(MAIN, "both", NORMAL + FAR)
+    check(named["model"] == "both", "named composition")
+    for p, q in zip(adhoc["results"], named["results"]):
+        check(close(p["energy"], q["energy"]) and close(p["score"],
+                                                         q["score"]),
+              "named and ad-hoc compositions differ")
+    check(named["version"] == adhoc["version"], "same product, same version")
+    # Default weights are all 1.
+    ones = MAIN.json("POST", "/v1/score", {"models": ["thy", "thy2"],
+                                           "instances": FAR})
+    for a, b, p in zip(e1[len(NORMAL):], e2[len(NORMAL):], ones["results"]):
+        check(close(p["energy"], a + b), "default weights")
+
+
+# ---------------------------------------------------------------------------
+# Errors: every status code, its body, and the precedence
+# ---------------------------------------------------------------------------
+
+@test
+def errors_400():
+    p = "/v1/models/thy/score"
+    MAIN.error("POST", p, "{not json", {"Content-Type": "application/json"},
+               400, "invalid_json")
+    MAIN.error("POST", p, "", {"Content-Type": "application/json"}, 400,
+               "invalid_json")
+    MAIN.error("POST", p, {"rows": [NORMAL[0]]}, status=400,
+               code="missing_field", message=r"^instances")
+    MAIN.error("POST", p, {"instances": "x"}, status=400, code="wrong_type")
+    MAIN.error("POST", p, {"instances": [[1, 2, None, 4, 5, 6]]},
+               status=400, message=r"instances\[0\]\[2\]")
+    MAIN.error("POST", p, {"instances": [[1, 2, 3, 4, 5, "6"]]},
+               status=400, message=r"instances\[0\]\[5\]")
+    MAIN.error("POST", p, {"instances": [NORMAL[0], [1, 2, 3, 4, 5, "NaN"]]},
+               status=400, message=r"instances\[1\]\[5\]")
+    MAIN.error("POST", p, '{"instances": [[1, 2, 3, 4, 5, 1e39]]}',
+               {"Content-Type": "application/json"}, 400,
+               message=r"instances\[0\]\[5\].*32-bit float")
+    MAIN.error("POST", p, '{"instances": [[1, 2, 3, 4, 5, 1e999]]}',
+               {"Content-Type": "application/json"}, 400)
+    MAIN.error("POST", p, {"instances": [NORMAL[0]], "alpha": "0.1"},
+               status=400, message="^alpha")
+    MAIN.error("POST", p, {"instances": [NORMAL[0]], "explain": "yes"},
+               status=400, message="^explain")
+    MAIN.error("POST", "/v1/models/thy/repair",
+               {"instances": [NORMAL[0]], "steps": 2.5}, status=400,
+               message="^steps")
+    MAIN.error("POST", "/v1/score", {"instances": [NORMAL[0]]}, status=400,
+               code="missing_field", message="^models")
+
+
+@test
+def errors_404_405():
+    MAIN.error("GET", "/nope", status=404, code="not_found")
+    MAIN.error("GET", "/v1/models/", status=404, code="not_found")
+    MAIN.error("POST", "/v1/models/thy/explode", {"instances": [[1]]},
+               status=404, code="not_found")
+    e = MAIN.error("GET", "/v1/models/nope", status=404)
+    check(e["code"] != "not_found" or "nope" in e["message"],
+          "unknown model message")
+    check("nope" in e["message"], "names the model")
+    MAIN.error("POST", "/v1/models/nope/score", {"instances": [NORMAL[0]]},
+               status=404, message="nope")
+    MAIN.error("POST", "/v1/score", {"models": ["thy", "nope"],
+                                     "instances": [NORMAL[0]]},
+               status=404, message=r"models\[1\].*nope")
+    for method, path, allow in (
+            ("POST", "/healthz", "GET"), ("DELETE", "/v1/models", "GET"),
+            ("GET", "/v1/models/thy/score", "POST"),
+            ("PUT", "/v1/score", "POST"), ("POST", "/v1/models/thy", "GET"),
+            ("PATCH", "/metrics", "GET")):
+        status, hdrs, body = MAIN.request(method, path)
+        check(status == 405, "%s %s: %d" % (method, path, status))
+        check(allow in hdrs.get("allow", ""), "%s %s: Allow %r"
+              % (method, path, hdrs.get("allow")))
+        check(json.loads(body)["error"]["code"] == "method_not_allowed",
+              "405 body")
+
+
+@test
+def errors_413_415():
+    p = "/v1/models/thy/score"
+    MAIN.error("POST", p, {"instances": [NORMAL[0]] * 51}, status=413,
+               message="51 rows")
+    MAIN.json("POST", p, {"instances": [NORMAL[0]] * 50})
+    big = json.dumps({"instances": [NORMAL[0]] * 10,
+                      "pad": "x" * 70000})
+    MAIN.error("POST", p, big, {"Content-Type": "application/json"}, 413)
+    # Far beyond the limit: refused without being read (any body).
+    status, _, _ = MAIN.request("POST", p, "x" * 400000,
+                                {"Content-Type": "application/json"})
+    check(status == 413, "huge body: %d" % status)
+    MAIN.error("POST", p, json.dumps({"instances": [NORMAL[0]]}),
+               {"Content-Type": "text/plain"}, 415,
+               "unsupported_media_type")
+    MAIN.error("POST", p, json.dumps({"instances": [NORMAL[0]]}),
+               {"Content-Type": "application/x-www-form-urlencoded"}, 415)
+    MAIN.json("POST", p, json.dumps({"instances": [NORMAL[0]]}),
+              {"Content-Type": "application/json; charset=utf-8"})
+    MAIN.json("POST", p, json.dumps({"instances": [NORMAL[0]]}))  # none
+
+
+@test
+def errors_422():
+    p = "/v1/models/thy/score"
+    MAIN.error("POST", p, {"instances": [NORMAL[0], [1, 2, 3]]}, status=422,
+               message=r"^instances\[1\]: expected 6 features, got 3")
+    row = dict(zip(FEATURES, NORMAL[0]))
+    MAIN.error("POST", p, {"instances": [dict(row, bogus=1)]}, status=422,
+               message="bogus")
+    del row["f2"]
+    MAIN.error("POST", p, {"instances": [row]}, status=422, message="f2")
+    MAIN.error("POST", p, {"instances": []}, status=422,
+               code="empty_instances")
+    for alpha in (0, 1, -0.1, 2):
+        MAIN.error("POST", p, {"instances": [NORMAL[0]], "alpha": alpha},
+                   status=422, message="^alpha")
+    r = "/v1/models/thy/repair"
+    for steps in (0, 1001):
+        MAIN.error("POST", r, {"instances": [NORMAL[0]], "steps": steps},
+                   status=422, message="^steps")
+    for size in (0, -1, 1.5):
+        MAIN.error("POST", r, {"instances": [NORMAL[0]], "step_size": size},
+                   status=422, message="^step_size")
+    MAIN.error("POST", r, {"instances": [NORMAL[0]], "fixed": [6]},
+               status=422, message=r"^fixed\[0\]")
+    MAIN.error("POST", r, {"instances": [NORMAL[0]], "fixed": ["zz"]},
+               status=422, message="zz")
+    s = "/v1/score"
+    MAIN.error("POST", s, {"models": ["thy", "thy2"], "weights": [1, 0],
+                           "instances": [NORMAL[0]]}, status=422,
+               message=r"^weights\[1\]")
+    MAIN.error("POST", s, {"models": ["thy"], "weights": [-1],
+                           "instances": [NORMAL[0]]}, status=422)
+    MAIN.error("POST", s, {"models": ["thy", "thy2"], "weights": [1],
+                           "instances": [NORMAL[0]]}, status=422)
+    MAIN.error("POST", s, {"models": [], "instances": [NORMAL[0]]},
+               status=422)
+    MAIN.error("POST", s, {"models": ["thy", "five"],
+                           "instances": [NORMAL[0]]}, status=422,
+               code="incompatible_models")
+    MAIN.error("POST", s, {"models": ["thy", "renamed"],
+                           "instances": [NORMAL[0]]}, status=422,
+               code="incompatible_models")
+
+
+@test
+def precedence():
+    # 404 (path) before 405
+    status, _, _ = MAIN.request("DELETE", "/nope")
+    check(status == 404, "404 path before 405: %d" % status)
+    # 413 (rows) before 415 before 400
+    MAIN.error("POST", "/v1/models/thy/score",
+               json.dumps({"instances": [[1]] * 51}),
+               {"Content-Type": "text/plain"}, 413)
+    MAIN.error("POST", "/v1/models/thy/score", "{bad",
+               {"Content-Type": "text/plain"}, 415)
+    # 400 before 404 (model) before 422
+    MAIN.error("POST", "/v1/models/nope/score", "{bad",
+               {"Content-Type": "application/json"}, 400)
+    MAIN.error("POST", "/v1/models/nope/score", {"instances": []},
+               status=404)
+    MAIN.error("POST", "/v1/score", {"models": ["nope"], "weights": [-1],
+                                     "instances": []}, status=404)
+
+
+# ---------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------
+
+@test
+def metrics_move():
+    before = MAIN.metrics()
+    score(MAIN, "thy", NORMAL + FAR)
+    MAIN.error("POST", "/v1/models/thy/score", {"instances": []},
+               status=422)
+    after = MAIN.metrics()
+    rows = 'ebmd_rows_scored_total{model="thy"}'
+    anom = 'ebmd_anomalies_total{model="thy"}'
+    ok = ('ebmd_requests_total{endpoint="/v1/models/{name}/score",'
+          'code="200"}')
+    bad = ('ebmd_requests_total{endpoint="/v1/models/{name}/score",'
+           'code="422"}')
+    count = ('ebmd_request_duration_seconds_count'
+             '{endpoint="/v1/models/{name}/score"}')
+    check(after[rows] - before.get(rows, 0) == len(NORMAL + FAR),
+          "rows scored")
+    check(after[anom] - before.get(anom, 0) >= len(FAR), "anomalies")
+    check(after[ok] - before.get(ok, 0) == 1, "requests_total 200")
+    check(after[bad] - before.get(bad, 0) == 1, "requests_total 422")
+    check(after[count] - before[count] == 2, "histogram count")
+    inf = ('ebmd_request_duration_seconds_bucket'
+           '{endpoint="/v1/models/{name}/score",le="+Inf"}')
+    check(after[inf] == after[count], "+Inf bucket == count")
+    check('ebmd_request_duration_seconds_sum'
+          '{endpoint="/v1/models/{name}/score"}' in after, "histogram sum")
+    check(after["ebmd_models_loaded"] == 4, "models_loaded")
+    check(after['ebmd_model_reloads_total{result="ok"}'] >= 4, "reloads ok")
+    check('ebmd_model_reloads_total{result="error"}' in after,
+          "reloads error")
+
+
+# ---------------------------------------------------------------------------
+# Authentication
+# ---------------------------------------------------------------------------
+
+@test
+def auth_token():
+    token_file = os.path.join(WORK, "token")
+    with open(token_file, "w") as f:
+        f.write("  %s \nsecond line ignored\n" % TOKEN)
+    os.chmod(token_file, 0o600)
+    empty = models_dir("empty-auth")
+    d = Daemon(WORK, "auth", conf(
+        models_dir("auth-models", "thy"),
+        "auth_token_file = %s" % token_file))
+    e = Daemon(WORK, "auth-empty", conf(empty,
+                                        "auth_token_file = %s" % token_file))
+    try:
+        good = {"Authorization": "Bearer " + TOKEN}
+        d.error("GET", "/v1/models", status=401, code="unauthorized")
+        status, hdrs, _ = d.request("GET", "/v1/models")
+        check("bearer" in hdrs.get("www-authenticate", "").lower(),
+              "WWW-Authenticate")
+        d.error("GET", "/v1/models",
+                headers={"Authorization": "Bearer wrong"}, status=401)
+        d.error("GET", "/v1/models",
+                headers={"Authorization": "Bearer " + TOKEN + "x"},
+                status=401)
+        d.error("GET", "/v1/models",
+                headers={"Authorization": "Basic " + TOKEN}, status=401)
+        d.error("POST", "/v1/models/thy/score", {"instances": [NORMAL[0]]},
+                status=401)
+        d.json("GET", "/v1/models", headers=good)
+        d.json("POST", "/v1/models/thy/score", {"instances": [NORMAL[0]]},
+               headers=good)
+        # health and metrics stay open
+        d.json("GET", "/healthz")
+        d.json("GET", "/readyz")
+        d.metrics()
+        # 404 path and 405 before 401
+        d.error("GET", "/v1/nothing", status=404)
+        status, _, _ = d.request("GET", "/v1/score")
+        check(status == 405, "405 before 401: %d" % status)
+        # 401 before 503, 503 before 413
+        e.error("GET", "/v1/models", status=401)
+        e.error("GET", "/v1/models", headers=good, status=503)
+        e.error("POST", "/v1/models/thy/score",
+                {"instances": [[1]] * 51}, headers=good, status=503)
+        check(TOKEN not in d.log() and TOKEN not in e.log(),
+              "the token was logged")
+    finally:
+        check(d.stop() == 0, "auth daemon exit code")
+        check(e.stop() == 0, "auth-empty daemon exit code")
+
+
+# ---------------------------------------------------------------------------
+# Reloads
+# ---------------------------------------------------------------------------
+
+@test
+def empty_then_sighup():
+    empty = models_dir("late")
+    d = Daemon(WORK, "late", conf(empty))
+    try:
+        d.json("GET", "/healthz")
+        d.error("GET", "/readyz", status=503)
+        d.error("GET", "/v1/models", status=503)
+        d.error("POST", "/v1/models/thy/score", {"instances": [NORMAL[0]]},
+                status=503)
+        shutil.copy(os.path.join(STORE, "thy.ebm"),
+                    os.path.join(empty, "thy.ebm"))
+        d.reload()
+        check(d.json("GET", "/readyz")["models"] == 1, "ready after SIGHUP")
+        score(d, "thy", NORMAL)
+    finally:
+        check(d.stop() == 0, "exit code")
+
+
+@test
+def sighup_corrupt_new_deleted():
+    dirpath = models_dir("reload", "thy")
+    d = Daemon(WORK, "reload", conf(dirpath))
+    try:
+        v1 = d.json("GET", "/v1/models/thy")["version"]
+        s1 = score(d, "thy", FAR)["results"]
+        m0 = d.metrics()
+        err = 'ebmd_model_reloads_total{result="error"}'
+        ok = 'ebmd_model_reloads_total{result="ok"}'
+        # Truncate in place: the old version keeps serving.
+        path = os.path.join(dirpath, "thy.ebm")
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data[:len(data) // 2])
+        start = d.mark()
+        d.reload()
+        d.wait_log(r"model 'thy'.*keeping version", start)
+        check(d.json("GET", "/v1/models/thy")["version"] == v1,
+              "old version replaced by a corrupt file")
+        check(score(d, "thy", FAR)["results"] == s1, "old version scores")
+        m1 = d.metrics()
+        check(m1[err] == m0[err] + 1, "reload error counted")
+        check(m1["ebmd_models_loaded"] == 1, "still one model")
+        # Bytes after the declared end are refused too.
+        with open(path, "wb") as f:
+            f.write(data + b"\0")
+        d.reload()
+        check(d.metrics()[err] == m0[err] + 2, "trailing bytes refused")
+        check(d.json("GET", "/v1/models/thy")["version"] == v1, "kept")
+        # A good new version replaces it.
+        shutil.copy(os.path.join(STORE, "thy3.ebm"), path)
+        d.reload()
+        v3 = d.json("GET", "/v1/models/thy")["version"]
+        check(v3 != v1, "new version served")
+        check(d.metrics()[ok] == m0[ok] + 1, "reload ok counted")
+        # Unchanged files are not reloaded.
+        d.reload()
+        check(d.metrics()[ok] == m0[ok] + 1, "unchanged file reloaded")
+        # A new file appears.
+        shutil.copy(os.path.join(STORE, "thy2.ebm"),
+                    os.path.join(dirpath, "extra.ebm"))
+        d.reload()
+        d.json("GET", "/v1/models/extra")
+        check(d.json("GET", "/readyz")["models"] == 2, "two models")
+        # A deleted file stops being served.
+        os.unlink(os.path.join(dirpath, "extra.ebm"))
+        d.reload()
+        d.error("GET", "/v1/models/extra", status=404)
+        check(d.metrics()["ebmd_models_loaded"] == 1, "one model again")
+    finally:
+        check(d.stop() == 0, "exit code")
+
+
+@test
+def watch_directory():
+    dirpath = models_dir("watched", "thy")
+    d = Daemon(WORK, "watch", conf(dirpath, extra="watch = true"))
+    try:
+        tmp = os.path.join(dirpath, ".incoming.tmp")
+        shutil.copy(os.path.join(STORE, "thy2.ebm"), tmp)
+        os.rename(tmp, os.path.join(dirpath, "fresh.ebm"))
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            status, _, _ = d.request("GET", "/v1/models/fresh")
+            if status == 200:
+                break
+            time.sleep(0.1)
+        check(status == 200, "new file not picked up by the watch")
+    finally:
+        check(d.stop() == 0, "exit code")
+
+
+# ---------------------------------------------------------------------------
+# Command line and systemd notifications
+# ---------------------------------------------------------------------------
+
+def run_ebmd(*args):
+    p = subprocess.run([EBMD, *args], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+@test
+def command_line():
+    code, out, _ = run_ebmd("--version")
+    check(code == 0 and out.startswith("ebmd "), "--version: %r" % out)
+    code, out, _ = run_ebmd("--help")
+    check(code == 0 and "--check-config" in out, "--help")
+    code, _, err = run_ebmd("--bogus")
+    check(code == 2 and "--bogus" in err, "unknown flag: %d %r" % (code, err))
+    code, _, err = run_ebmd("--config")
+    check(code == 2, "missing value: %d" % code)
+    bad = os.path.join(WORK, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("[server]\nlisten = 127.0.0.1:0\n[models]\naplha = 0.1\n")
+    code, _, err = run_ebmd("--config", bad, "--check-config")
+    check(code == 1 and "bad.conf:4" in err and "aplha" in err,
+          "config error names file, line, key: %d %r" % (code, err))
+    code, _, err = run_ebmd("--config", bad)
+    check(code == 1 and "aplha" in err, "bad config refused at start")
+
+
+@test
+def check_config():
+    good = os.path.join(WORK, "check-good.conf")
+    with open(good, "w") as f:
+        f.write(conf(MAIN_DIR, extra="[compose.both]\nmodels = thy, thy2\n"))
+    code, out, err = run_ebmd("--config", good, "--check-config")
+    check(code == 0, "check-config: %d %s" % (code, err))
+    thy = MAIN.json("GET", "/v1/models/thy")
+    line = [l for l in out.splitlines() if " thy " in l + " "][0]
+    check(thy["version"] in line and "6 features" in line
+          and "%d reference rows" % thy["reference_size"] in line,
+          "check-config line for thy: %r" % line)
+    check(re.search(r"composition both .* 6 features", out),
+          "composition listed: %r" % out)
+    # --models overrides the file; a corrupt model is an error.
+    broken = models_dir("broken", "thy")
+    with open(os.path.join(broken, "bad.ebm"), "wb") as f:
+        f.write(b"EBMMODEL not really")
+    code, out, err = run_ebmd("--config", good, "--models", broken,
+                              "--check-config")
+    check(code == 1 and "bad" in err, "corrupt model: %d %r" % (code, err))
+    check("model thy " in out, "good model still listed: %r" % out)
+    # A composition of a model that is not there is an error.
+    code, _, err = run_ebmd("--config", good, "--models",
+                            models_dir("only-thy", "thy"), "--check-config")
+    check(code == 1 and "thy2" in err, "composition error: %r" % err)
+    # So is a listen address that is not HOST:PORT, given on the command
+    # line.
+    code, _, err = run_ebmd("--config", good, "--listen", "nowhere",
+                            "--check-config")
+    check(code != 0 and "nowhere" in err, "--listen: %d %r" % (code, err))
+
+
+@test
+def journal_priority_prefix():
+    """Under systemd (stderr is JOURNAL_STREAM), lines start with <N>."""
+    bad = os.path.join(WORK, "bad-journal.conf")
+    with open(bad, "w") as f:
+        f.write("[sever]\n")
+    r, w = os.pipe()
+    st = os.fstat(w)
+    env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+    p = subprocess.Popen([EBMD, "--config", bad], stderr=w, env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    os.close(w)
+    with os.fdopen(r) as f:
+        err = f.read()
+    check(p.wait(60) == 1, "exit code")
+    check(re.match(r"<3>\S", err), "no <3> prefix: %r" % err)
+    # Not the journal: timestamp and level instead.
+    code, _, err = run_ebmd("--config", bad)
+    check(re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z ebmd error: ", err),
+          "plain stderr line: %r" % err)
+
+
+@test
+def second_sigint_exits_at_once():
+    dirpath = models_dir("sigint", "thy", "thy2")
+    d = Daemon(WORK, "sigint", conf(dirpath, extra="""
+[compose.both]
+models = thy, thy2
+""").replace("max_rows = 50", "max_rows = 10000")
+            .replace("max_body_bytes = 65536", "max_body_bytes = 67108864"))
+    body = json.dumps({"instances": (ROWS * 13)[:5000], "explain": True})
+
+    def client():
+        try:
+            d.request("POST", "/v1/models/both/score", body,
+                      {"Content-Type": "application/json"}, timeout=120)
+        except Exception:  # noqa: BLE001 (cut off on purpose)
+            pass
+
+    threads = [threading.Thread(target=client) for _ in range(12)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    start = d.mark()
+    d.signal(signal.SIGINT)
+    d.wait_log(r"SIGINT: stopping", start)
+    t0 = time.time()
+    d.signal(signal.SIGINT)
+    code = d.proc.wait(30)
+    for t in threads:
+        t.join(60)
+    check(code == 128 + signal.SIGINT,
+          "exit code %r after a second SIGINT" % code)
+    check(time.time() - t0 < 5, "second SIGINT did not exit at once")
+
+
+@test
+def sd_notify_protocol():
+    import socket
+    sock_path = os.path.join(WORK, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(30)
+    messages = []
+
+    def wait_for(field):
+        while True:
+            msg = sock.recv(4096).decode()
+            messages.append(msg)
+            if field in msg.split("\n"):
+                return msg
+
+    try:
+        d = Daemon(WORK, "notify", conf(models_dir("notify", "thy")),
+                   env_extra={"NOTIFY_SOCKET": sock_path,
+                              "WATCHDOG_USEC": "400000"})
+        try:
+            ready = wait_for("READY=1")
+            check("STATUS=serving 1 model" in ready, "status: %r" % ready)
+            # READY only once the socket is bound and the model loaded.
+            d.json("GET", "/readyz")
+            wait_for("WATCHDOG=1")
+            d.signal(signal.SIGHUP)
+            reloading = wait_for("RELOADING=1")
+            check("MONOTONIC_USEC=" in reloading, "MONOTONIC_USEC")
+            wait_for("READY=1")
+            d.signal(signal.SIGTERM)
+            wait_for("STOPPING=1")
+        finally:
+            check(d.stop() == 0, "exit code")
+    finally:
+        sock.close()
+
+
+# ---------------------------------------------------------------------------
+# Shutdown
+# ---------------------------------------------------------------------------
+
+@test
+def sigterm_with_requests_in_flight():
+    dirpath = models_dir("drain", "thy", "thy2")
+    d = Daemon(WORK, "drain", conf(dirpath, extra="""
+[compose.both]
+models = thy, thy2
+""").replace("max_rows = 50", "max_rows = 10000")
+            .replace("max_body_bytes = 65536", "max_body_bytes = 67108864"))
+    rows = (ROWS * 13)[:5000]
+    body = json.dumps({"instances": rows, "explain": True})
+    results = []
+    lock = threading.Lock()
+
+    def client():
+        try:
+            status, _, data = d.request(
+                "POST", "/v1/models/both/score", body,
+                {"Content-Type": "application/json"}, timeout=120)
+            n = len(json.loads(data)["results"]) if status == 200 else 0
+            with lock:
+                results.append((status, n))
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            with lock:
+                results.append(("exception", repr(exc)))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    start = d.mark()
+    d.signal(signal.SIGTERM)
+    d.wait_log(r"SIGTERM: stopping", start)
+    # Shutting down: not ready any more (answered by a busy worker once
+    # it gets to it, or refused once it has stopped accepting).
+    try:
+        status, _, _ = d.request("GET", "/readyz", timeout=60)
+        check(status == 503, "/readyz during shutdown: %d" % status)
+    except (ConnectionError, OSError):
+        pass
+    for t in threads:
+        t.join(120)
+    code = d.proc.wait(60)
+    check(code == 0, "exit code %r after SIGTERM; log:\n%s" % (code, d.log()))
+    check(results == [(200, 5000)] * 4,
+          "requests in flight did not complete: %r" % results)
+
+
+# ---------------------------------------------------------------------------
+
+def main():
+    passed = failed = 0
+    for fn in TESTS:
+        t0 = time.time()
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 (any failure is reported)
+            failed += 1
+            print("FAIL %s (%.1f s): %s" % (fn.__name__, time.time() - t0,
+                                            exc), flush=True)
+            if not isinstance(exc, Failure):
+                traceback.print_exc()
+        else:
+            passed += 1
+            print("ok   %s (%.1f s)" % (fn.__name__, time.time() - t0),
+                  flush=True)
+    code = MAIN.stop()
+    if code != 0:
+        failed += 1
+        print("FAIL main daemon exit code %r" % code)
+    else:
+        passed += 1
+        print("ok   main daemon exits 0 on SIGTERM")
+    print("%d passed, %d failed" % (passed, failed))
+    if failed == 0:
+        shutil.rmtree(WORK, ignore_errors=True)
+    else:
+        print("left", WORK, "for inspection")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    finally:
+        if MAIN.proc.poll() is None:
+            MAIN.proc.kill()

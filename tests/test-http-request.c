@@ -1,0 +1,520 @@
+/*
+ * test-http-request.c — the request parser and validator of the HTTP API
+ * (src/http/request.c) on strings: every 400 (syntax, types, numbers), the
+ * 413/415 verdicts and their precedence, every 422 of phase 2 with its
+ * message, and the conversion of positional and named rows. Also the JSON
+ * encoding helpers of response.c that the error bodies go through.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+
+#define MAX_ROWS 4
+
+/* Names deliberately not in sorted order, to exercise the schema index. */
+static const char *const names3[3] = { "c", "a", "b" };
+
+struct outcome {
+	bool ok;
+	struct ebm_http_error e;
+	struct ebm_http_request r;
+};
+
+static struct outcome parse_kind(enum ebm_http_kind kind, const char *body,
+		bool ct_ok)
+{
+	struct outcome o;
+	memset(&o, 0, sizeof(o));
+	o.ok = ebm_http_request_parse(&o.r, kind, body, strlen(body), ct_ok,
+			MAX_ROWS, &o.e);
+	return o;
+}
+
+static struct outcome parse(const char *body)
+{
+	return parse_kind(EBM_HTTP_KIND_SCORE, body, true);
+}
+
+/* Parse must fail with this status, code and exact message. */
+static void expect_fail(enum ebm_http_kind kind, const char *body,
+		bool ct_ok, int status, const char *code, const char *message)
+{
+	struct outcome o = parse_kind(kind, body, ct_ok);
+	ck_assert_msg(!o.ok, "'%s' was accepted", body);
+	ck_assert_int_eq(o.e.status, status);
+	ck_assert_str_eq(o.e.code, code);
+	if (message != NULL) {
+		ck_assert_str_eq(o.e.message, message);
+	}
+	/* Nothing left to release after a failure. */
+	ck_assert_ptr_null(o.r.root);
+}
+
+#define FAIL400(body, code, msg) \
+	expect_fail(EBM_HTTP_KIND_SCORE, body, true, 400, code, msg)
+
+/* ======================================================================
+ * Phase 1: 400
+ * ==================================================================== */
+
+START_TEST(test_invalid_json)
+{
+	struct outcome o = parse("{\"instances\": [[1, 2]");
+	ck_assert(!o.ok);
+	ck_assert_int_eq(o.e.status, 400);
+	ck_assert_str_eq(o.e.code, "invalid_json");
+	ck_assert_msg(strstr(o.e.message, "body is not valid JSON: line 1")
+			== o.e.message, "%s", o.e.message);
+	FAIL400("", "invalid_json", NULL);
+	FAIL400("{\"instances\": [[1]]} trailing", "invalid_json", NULL);
+	/* A literal that overflows a double is refused by the parser. */
+	FAIL400("{\"instances\": [[1e400]]}", "invalid_json", NULL);
+	/* NaN and Infinity are not JSON. */
+	FAIL400("{\"instances\": [[NaN]]}", "invalid_json", NULL);
+	FAIL400("{\"instances\": [[Infinity]]}", "invalid_json", NULL);
+	/* Duplicate keys would make a row ambiguous. */
+	o = parse("{\"instances\": [{\"a\": 1, \"a\": 2}]}");
+	ck_assert(!o.ok);
+	ck_assert_str_eq(o.e.code, "invalid_json");
+	ck_assert_msg(strstr(o.e.message, "duplicate") != NULL, "%s",
+			o.e.message);
+}
+END_TEST
+
+START_TEST(test_wrong_types)
+{
+	FAIL400("[[1, 2, 3]]", "wrong_type",
+			"body: expected a JSON object, got an array");
+	FAIL400("{\"rows\": [[1]]}", "missing_field",
+			"instances: required field is missing");
+	FAIL400("{\"instances\": {\"a\": 1}}", "wrong_type",
+			"instances: expected an array of rows, got an object");
+	FAIL400("{\"instances\": null}", "wrong_type",
+			"instances: expected an array of rows, got null");
+	FAIL400("{\"instances\": [[1, 2], 3]}", "wrong_type",
+			"instances[1]: expected an array of numbers or an object, "
+			"got a number");
+	FAIL400("{\"instances\": [[1, 2], [1, \"2\", 3]]}", "wrong_type",
+			"instances[1][1]: expected a number, got a string");
+	FAIL400("{\"instances\": [[1, null]]}", "wrong_type",
+			"instances[0][1]: expected a number, got null");
+	FAIL400("{\"instances\": [[true]]}", "wrong_type",
+			"instances[0][0]: expected a number, got a boolean");
+	FAIL400("{\"instances\": [[\"NaN\"]]}", "wrong_type",
+			"instances[0][0]: expected a number, got a string");
+	FAIL400("{\"instances\": [[[1]]]}", "wrong_type",
+			"instances[0][0]: expected a number, got an array");
+	FAIL400("{\"instances\": [{\"a\": 1, \"b\": \"x\"}]}", "wrong_type",
+			"instances[0].b: expected a number, got a string");
+	FAIL400("{\"instances\": [[1]], \"alpha\": \"0.1\"}", "wrong_type",
+			"alpha: expected a number, got a string");
+	FAIL400("{\"instances\": [[1]], \"alpha\": null}", "wrong_type",
+			"alpha: expected a number, got null");
+	FAIL400("{\"instances\": [[1]], \"explain\": 1}", "wrong_type",
+			"explain: expected a boolean, got a number");
+}
+END_TEST
+
+START_TEST(test_float_range)
+{
+	FAIL400("{\"instances\": [[1e39]]}", "invalid_number",
+			"instances[0][0]: 1e+39 does not fit a 32-bit float");
+	FAIL400("{\"instances\": [[0, -3.5e38]]}", "invalid_number",
+			"instances[0][1]: -3.5e+38 does not fit a 32-bit float");
+	FAIL400("{\"instances\": [{\"a\": 1e300}]}", "invalid_number",
+			"instances[0].a: 1e+300 does not fit a 32-bit float");
+	/* The largest float itself is fine, and so are huge integers that
+	 * fit a float. */
+	struct outcome o = parse("{\"instances\": [[3.4028234e38, "
+			"-3.4028234e38, 9007199254740993, 1e-50]]}");
+	ck_assert_msg(o.ok, "%s", o.e.message);
+	ebm_http_request_finish(&o.r);
+}
+END_TEST
+
+START_TEST(test_repair_types)
+{
+	const enum ebm_http_kind k = EBM_HTTP_KIND_REPAIR;
+	expect_fail(k, "{\"instances\": [[1]], \"steps\": 1.5}", true, 400,
+			"wrong_type", "steps: expected an integer, got 1.5");
+	expect_fail(k, "{\"instances\": [[1]], \"steps\": \"5\"}", true, 400,
+			"wrong_type", "steps: expected an integer, got a string");
+	expect_fail(k, "{\"instances\": [[1]], \"step_size\": [0.1]}", true,
+			400, "wrong_type", "step_size: expected a number, got an array");
+	expect_fail(k, "{\"instances\": [[1]], \"fixed\": 3}", true, 400,
+			"wrong_type",
+			"fixed: expected an array of feature indices or names, got a "
+			"number");
+	expect_fail(k, "{\"instances\": [[1]], \"fixed\": [0, 1.5]}", true, 400,
+			"wrong_type", "fixed[1]: expected an integer, got 1.5");
+	expect_fail(k, "{\"instances\": [[1]], \"fixed\": [null]}", true, 400,
+			"wrong_type",
+			"fixed[0]: expected a feature index or name, got null");
+	/* 50.0 is an integer. */
+	struct outcome o = parse_kind(k, "{\"instances\": [[1]], "
+			"\"steps\": 50.0, \"step_size\": 0.5, \"fixed\": [0, \"a\"]}",
+			true);
+	ck_assert_msg(o.ok, "%s", o.e.message);
+	ck_assert(o.r.has_steps);
+	ck_assert(o.r.steps == 50.0);
+	ck_assert(o.r.has_step_size);
+	ck_assert_ptr_nonnull(o.r.fixed);
+	ebm_http_request_finish(&o.r);
+}
+END_TEST
+
+START_TEST(test_compose_types)
+{
+	const enum ebm_http_kind k = EBM_HTTP_KIND_COMPOSE;
+	expect_fail(k, "{\"instances\": [[1]]}", true, 400, "missing_field",
+			"models: required field is missing");
+	expect_fail(k, "{\"instances\": [[1]], \"models\": \"a\"}", true, 400,
+			"wrong_type", "models: expected an array of model names, got "
+			"a string");
+	expect_fail(k, "{\"instances\": [[1]], \"models\": [\"a\", 2]}", true,
+			400, "wrong_type",
+			"models[1]: expected a model name, got a number");
+	expect_fail(k, "{\"instances\": [[1]], \"models\": [\"a\"], "
+			"\"weights\": 1}", true, 400, "wrong_type",
+			"weights: expected an array of numbers, got a number");
+	expect_fail(k, "{\"instances\": [[1]], \"models\": [\"a\"], "
+			"\"weights\": [\"1\"]}", true, 400, "wrong_type",
+			"weights[0]: expected a number, got a string");
+	expect_fail(k, "{\"instances\": [[1]], \"models\": [\"a\"], "
+			"\"alpha\": true}", true, 400, "wrong_type",
+			"alpha: expected a number, got a boolean");
+	struct outcome o = parse_kind(k, "{\"instances\": [[1]], "
+			"\"models\": [\"a\", \"b\"], \"weights\": [1, 0.5], "
+			"\"explain\": true}", true);
+	ck_assert_msg(o.ok, "%s", o.e.message);
+	ck_assert_uint_eq(o.r.n_models, 2);
+	ck_assert_str_eq(o.r.models[1], "b");
+	ck_assert(o.r.weights[1] == 0.5);
+	ck_assert(o.r.explain);
+	ebm_http_request_finish(&o.r);
+}
+END_TEST
+
+/* ======================================================================
+ * Phase 1: 413 and 415, and the precedence 413 > 415 > 400
+ * ==================================================================== */
+
+START_TEST(test_413_415_precedence)
+{
+	const char *five = "{\"instances\": [[1], [2], [3], [4], [5]]}";
+	expect_fail(EBM_HTTP_KIND_SCORE, five, true, 413, "too_many_rows",
+			"instances: 5 rows, at most 4 are accepted");
+	/* 413 wins over 415 and over a 400 in a row. */
+	expect_fail(EBM_HTTP_KIND_SCORE, five, false, 413, "too_many_rows",
+			NULL);
+	expect_fail(EBM_HTTP_KIND_SCORE,
+			"{\"instances\": [[1], [2], [3], [4], [\"x\"]]}", true, 413,
+			"too_many_rows", NULL);
+	/* 415 wins over 400. */
+	expect_fail(EBM_HTTP_KIND_SCORE, "{\"instances\": [[1]]}", false, 415,
+			"unsupported_media_type",
+			"Content-Type must be application/json");
+	expect_fail(EBM_HTTP_KIND_SCORE, "not json", false, 415,
+			"unsupported_media_type", NULL);
+	expect_fail(EBM_HTTP_KIND_SCORE, "{\"instances\": [[\"x\"]]}", false,
+			415, "unsupported_media_type", NULL);
+	/* Exactly max_rows is fine. */
+	struct outcome o = parse("{\"instances\": [[1], [2], [3], [4]]}");
+	ck_assert_msg(o.ok, "%s", o.e.message);
+	ck_assert_uint_eq(o.r.n_rows, 4);
+	ebm_http_request_finish(&o.r);
+}
+END_TEST
+
+/* ======================================================================
+ * Phase 2: bounds (422)
+ * ==================================================================== */
+
+static void expect_check(enum ebm_http_kind kind, const char *body,
+		const char *code, const char *message)
+{
+	struct outcome o = parse_kind(kind, body, true);
+	ck_assert_msg(o.ok, "%s: %s", body, o.e.message);
+	bool ok = ebm_http_request_check(&o.r, &o.e);
+	if (code == NULL) {
+		ck_assert_msg(ok, "%s: %s", body, o.e.message);
+	} else {
+		ck_assert_msg(!ok, "'%s' passed the check", body);
+		ck_assert_int_eq(o.e.status, 422);
+		ck_assert_str_eq(o.e.code, code);
+		ck_assert_str_eq(o.e.message, message);
+	}
+	ebm_http_request_finish(&o.r);
+}
+
+START_TEST(test_check_bounds)
+{
+	const enum ebm_http_kind s = EBM_HTTP_KIND_SCORE;
+	const enum ebm_http_kind r = EBM_HTTP_KIND_REPAIR;
+	expect_check(s, "{\"instances\": []}", "empty_instances",
+			"instances: expected at least one row");
+	expect_check(s, "{\"instances\": [[1]], \"alpha\": 0}", "invalid_alpha",
+			"alpha: must be in (0, 1), got 0");
+	expect_check(s, "{\"instances\": [[1]], \"alpha\": 1}", "invalid_alpha",
+			"alpha: must be in (0, 1), got 1");
+	expect_check(s, "{\"instances\": [[1]], \"alpha\": -0.5}",
+			"invalid_alpha", "alpha: must be in (0, 1), got -0.5");
+	expect_check(s, "{\"instances\": [[1]], \"alpha\": 0.999}", NULL, NULL);
+	expect_check(r, "{\"instances\": [[1]], \"steps\": 0}", "invalid_steps",
+			"steps: must be in 1..1000, got 0");
+	expect_check(r, "{\"instances\": [[1]], \"steps\": 1001}",
+			"invalid_steps", "steps: must be in 1..1000, got 1001");
+	expect_check(r, "{\"instances\": [[1]], \"steps\": -3}",
+			"invalid_steps", "steps: must be in 1..1000, got -3");
+	expect_check(r, "{\"instances\": [[1]], \"steps\": 1000}", NULL, NULL);
+	expect_check(r, "{\"instances\": [[1]], \"step_size\": 0}",
+			"invalid_step_size", "step_size: must be in (0, 1], got 0");
+	expect_check(r, "{\"instances\": [[1]], \"step_size\": 1.5}",
+			"invalid_step_size", "step_size: must be in (0, 1], got 1.5");
+	expect_check(r, "{\"instances\": [[1]], \"step_size\": 1}", NULL, NULL);
+}
+END_TEST
+
+START_TEST(test_check_compose)
+{
+	const enum ebm_http_kind k = EBM_HTTP_KIND_COMPOSE;
+	expect_check(k, "{\"instances\": [[1]], \"models\": []}",
+			"invalid_models", "models: expected at least one model name");
+	char body[2048];
+	int n = snprintf(body, sizeof(body),
+			"{\"instances\": [[1]], \"models\": [");
+	for (int i = 0; i < 65; i++) {
+		n += snprintf(body + n, sizeof(body) - (size_t)n, "%s\"m\"",
+				i > 0 ? "," : "");
+	}
+	snprintf(body + n, sizeof(body) - (size_t)n, "]}");
+	expect_check(k, body, "invalid_models",
+			"models: at most 64 models, got 65");
+	expect_check(k, "{\"instances\": [[1]], \"models\": [\"a\", \"b\"], "
+			"\"weights\": [1]}", "invalid_weights",
+			"weights: expected 2 weights (one per model), got 1");
+	expect_check(k, "{\"instances\": [[1]], \"models\": [\"a\", \"b\"], "
+			"\"weights\": [1, 0]}", "invalid_weights",
+			"weights[1]: must be a finite number > 0, got 0");
+	expect_check(k, "{\"instances\": [[1]], \"models\": [\"a\"], "
+			"\"weights\": [-2]}", "invalid_weights",
+			"weights[0]: must be a finite number > 0, got -2");
+	expect_check(k, "{\"instances\": [], \"models\": [\"a\"]}",
+			"empty_instances", "instances: expected at least one row");
+	expect_check(k, "{\"instances\": [[1]], \"models\": [\"a\"], "
+			"\"alpha\": 1.5}", "invalid_alpha",
+			"alpha: must be in (0, 1), got 1.5");
+	expect_check(k, "{\"instances\": [[1]], \"models\": [\"a\", \"a\"], "
+			"\"weights\": [1e-3, 1e3]}", NULL, NULL);
+}
+END_TEST
+
+/* ======================================================================
+ * Phase 2: rows and fixed features against a schema (422)
+ * ==================================================================== */
+
+static bool rows(const char *body, const struct ebm_http_schema *s,
+		float *x, struct ebm_http_error *e)
+{
+	struct ebm_http_request r;
+	ck_assert_msg(ebm_http_request_parse(&r, EBM_HTTP_KIND_REPAIR, body,
+			strlen(body), true, MAX_ROWS, e), "%s", e->message);
+	bool ok = ebm_http_request_rows(&r, s, x, e);
+	ebm_http_request_finish(&r);
+	return ok;
+}
+
+static void expect_rows_fail(const char *body, const struct ebm_http_schema *s,
+		const char *code, const char *message)
+{
+	float x[MAX_ROWS * 3];
+	struct ebm_http_error e;
+	ck_assert_msg(!rows(body, s, x, &e), "'%s' was accepted", body);
+	ck_assert_int_eq(e.status, 422);
+	ck_assert_str_eq(e.code, code);
+	ck_assert_str_eq(e.message, message);
+}
+
+START_TEST(test_rows)
+{
+	struct ebm_http_schema named;
+	struct ebm_http_schema positional;
+	ck_assert(ebm_http_schema_init(&named, 3, names3));
+	ck_assert(ebm_http_schema_init(&positional, 3, NULL));
+	ck_assert_int_eq(ebm_http_schema_index(&named, "c"), 0);
+	ck_assert_int_eq(ebm_http_schema_index(&named, "a"), 1);
+	ck_assert_int_eq(ebm_http_schema_index(&named, "b"), 2);
+	ck_assert_int_eq(ebm_http_schema_index(&named, "d"), -1);
+	ck_assert_int_eq(ebm_http_schema_index(&positional, "a"), -1);
+
+	float x[MAX_ROWS * 3];
+	struct ebm_http_error e;
+	/* Positional and named rows mixed; names in any order. */
+	ck_assert(rows("{\"instances\": [[1, 2, 3], "
+			"{\"b\": 6, \"c\": 4, \"a\": 5}, [-1e-3, 0, 7e5]]}", &named, x,
+			&e));
+	const float want[9] = { 1, 2, 3, 4, 5, 6, -1e-3f, 0, 7e5f };
+	for (int i = 0; i < 9; i++) {
+		ck_assert_msg(x[i] == want[i], "x[%d] = %g", i, (double)x[i]);
+	}
+	expect_rows_fail("{\"instances\": [[1, 2, 3], [1, 2]]}", &named,
+			"wrong_feature_count",
+			"instances[1]: expected 3 features, got 2");
+	expect_rows_fail("{\"instances\": [[1, 2, 3, 4]]}", &positional,
+			"wrong_feature_count",
+			"instances[0]: expected 3 features, got 4");
+	expect_rows_fail("{\"instances\": [[]]}", &positional,
+			"wrong_feature_count",
+			"instances[0]: expected 3 features, got 0");
+	expect_rows_fail("{\"instances\": [{\"a\": 1, \"b\": 2, \"c\": 3}]}",
+			&positional, "no_feature_names",
+			"instances[0]: this model has no feature names; send an array "
+			"of 3 numbers");
+	expect_rows_fail("{\"instances\": [{\"a\": 1, \"b\": 2, \"c\": 3, "
+			"\"zz\": 4}]}", &named, "unknown_feature",
+			"instances[0].zz: unknown feature 'zz'");
+	expect_rows_fail("{\"instances\": [[1, 2, 3], {\"a\": 1, \"c\": 3}]}",
+			&named, "missing_feature",
+			"instances[1]: missing feature 'b'");
+	expect_rows_fail("{\"instances\": [{}]}", &named, "missing_feature",
+			"instances[0]: missing feature 'c'");
+	ebm_http_schema_finish(&named);
+	ebm_http_schema_finish(&positional);
+}
+END_TEST
+
+static bool fixed(const char *fixed_json, const struct ebm_http_schema *s,
+		bool *out, struct ebm_http_error *e)
+{
+	char body[256];
+	snprintf(body, sizeof(body), "{\"instances\": [[1, 2, 3]], "
+			"\"fixed\": %s}", fixed_json);
+	struct ebm_http_request r;
+	ck_assert_msg(ebm_http_request_parse(&r, EBM_HTTP_KIND_REPAIR, body,
+			strlen(body), true, MAX_ROWS, e), "%s", e->message);
+	bool ok = ebm_http_request_fixed(&r, s, out, e);
+	ebm_http_request_finish(&r);
+	return ok;
+}
+
+static void expect_fixed_fail(const char *fixed_json,
+		const struct ebm_http_schema *s, const char *code,
+		const char *message)
+{
+	bool out[3];
+	struct ebm_http_error e;
+	ck_assert_msg(!fixed(fixed_json, s, out, &e), "'%s' was accepted",
+			fixed_json);
+	ck_assert_int_eq(e.status, 422);
+	ck_assert_str_eq(e.code, code);
+	ck_assert_str_eq(e.message, message);
+}
+
+START_TEST(test_fixed)
+{
+	struct ebm_http_schema named;
+	struct ebm_http_schema positional;
+	ck_assert(ebm_http_schema_init(&named, 3, names3));
+	ck_assert(ebm_http_schema_init(&positional, 3, NULL));
+	bool out[3];
+	struct ebm_http_error e;
+	ck_assert(fixed("[2, \"c\"]", &named, out, &e));
+	ck_assert(out[0] && !out[1] && out[2]);
+	ck_assert(fixed("[]", &positional, out, &e));
+	ck_assert(!out[0] && !out[1] && !out[2]);
+	expect_fixed_fail("[3]", &named, "invalid_fixed",
+			"fixed[0]: feature index must be in 0..2, got 3");
+	expect_fixed_fail("[0, -1]", &named, "invalid_fixed",
+			"fixed[1]: feature index must be in 0..2, got -1");
+	expect_fixed_fail("[\"zz\"]", &named, "unknown_feature",
+			"fixed[0]: unknown feature 'zz'");
+	expect_fixed_fail("[\"a\"]", &positional, "no_feature_names",
+			"fixed[0]: this model has no feature names; give feature "
+			"indices");
+	ebm_http_schema_finish(&named);
+	ebm_http_schema_finish(&positional);
+}
+END_TEST
+
+/* ======================================================================
+ * Encoding
+ * ==================================================================== */
+
+START_TEST(test_encoding)
+{
+	struct ebm_http_buf b;
+	ebm_http_buf_init(&b);
+	struct ebm_http_error e = { .status = 400, .code = "wrong_type" };
+	snprintf(e.message, sizeof(e.message), "a \"quote\", \\ and \n\x01");
+	ebm_http_encode_error(&b, &e);
+	ck_assert_str_eq(b.data, "{\"error\":{\"code\":\"wrong_type\","
+			"\"message\":\"a \\\"quote\\\", \\\\ and \\n\\u0001\"}}\n");
+
+	/* Not UTF-8 (a stray continuation byte, a cut sequence, an overlong
+	 * '/', a surrogate): U+FFFD, so the body stays valid JSON. */
+	ebm_http_buf_reset(&b);
+	ebm_http_buf_json_string(&b, "a\x80" "b\xc3\xa9\xe2\x82 \xc0\xaf"
+			"\xed\xa0\x80");
+	ck_assert_str_eq(b.data, "\"a\xef\xbf\xbd" "b\xc3\xa9\xef\xbf\xbd"
+			"\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+			"\xef\xbf\xbd\"");
+	ck_assert(ebm_http_utf8_valid("caf\xc3\xa9 \xf0\x9f\x98\x80"));
+	ck_assert(!ebm_http_utf8_valid("\xf4\x90\x80\x80"));
+
+	ebm_http_buf_reset(&b);
+	ebm_http_buf_json_float(&b, 0.1f);
+	ebm_http_buf_add(&b, " ", 1);
+	ebm_http_buf_json_float(&b, 1.0f / 3.0f);
+	ebm_http_buf_add(&b, " ", 1);
+	ebm_http_buf_json_float(&b, NAN);
+	ebm_http_buf_add(&b, " ", 1);
+	ebm_http_buf_json_double(&b, 0.01);
+	ebm_http_buf_add(&b, " ", 1);
+	ebm_http_buf_json_double(&b, 1.0 / 3.0);
+	ck_assert_str_eq(b.data, "0.1 0.33333334 null 0.01 0.3333333333333333");
+	/* Every float printed reads back as the same float. */
+	for (float v = 1e-7f; v < 1e7f; v *= 1.37f) {
+		ebm_http_buf_reset(&b);
+		ebm_http_buf_json_float(&b, v);
+		ck_assert(strtof(b.data, NULL) == v);
+	}
+	ck_assert(ebm_http_float_value(0.05f) == 0.05);
+	ebm_http_buf_finish(&b);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("http-request");
+	TCase *tc = tcase_create("parse");
+	tcase_add_test(tc, test_invalid_json);
+	tcase_add_test(tc, test_wrong_types);
+	tcase_add_test(tc, test_float_range);
+	tcase_add_test(tc, test_repair_types);
+	tcase_add_test(tc, test_compose_types);
+	tcase_add_test(tc, test_413_415_precedence);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("check");
+	tcase_add_test(tc, test_check_bounds);
+	tcase_add_test(tc, test_check_compose);
+	tcase_add_test(tc, test_rows);
+	tcase_add_test(tc, test_fixed);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("encode");
+	tcase_add_test(tc, test_encoding);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
