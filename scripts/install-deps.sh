@@ -15,6 +15,7 @@ PACKAGES="
 	libxxhash-dev
 	libinih-dev
 	libsystemd-dev
+	systemd
 	check
 	python3
 	clang
