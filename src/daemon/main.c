@@ -511,12 +511,14 @@ static unsigned drain_ms(const struct ebm_conf *c)
 static void begin_shutdown(struct daemon *d, const char *why)
 {
 	d->stopping = true;
-	ebm_log_info("%s: stopping; finishing requests in flight", why);
-	ebmd_notify("STOPPING=1\nSTATUS=stopping: finishing requests in flight");
 	if (d->ev_debounce != NULL) {
 		event_del(d->ev_debounce);
 	}
+	/* Stop first, log after: once the line is out, /readyz says 503
+	 * (the test waits for the line and races the workers otherwise). */
 	ebm_http_server_stop(d->server, workers_done, d);
+	ebm_log_info("%s: stopping; finishing requests in flight", why);
+	ebmd_notify("STOPPING=1\nSTATUS=stopping: finishing requests in flight");
 	/* Each worker bounds its own drain once it has answered what it had
 	 * already read; a worker still busy with such requests is waited for
 	 * up to twice that, then ebmd exits anyway (non-zero). */
