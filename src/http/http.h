@@ -353,18 +353,7 @@ void ebm_http_product_version(const struct ebm_product *p, char version[13],
  * Model info (info.c): the object of GET /v1/models/{name}
  * ==================================================================== */
 
-/* "2026-01-31T12:00:00Z"; false when t does not fit ISO 8601 years. */
-bool ebm_http_iso8601(uint64_t t, char buf[32]);
-
-/*
- * The model-info object of a model file (fields of API.md first, then
- * members, activation, seed, training_options). alpha is the one in force.
- * A new reference (caller decrefs), or NULL when jansson fails.
- */
-struct json_t *ebm_http_model_info(const struct ebm_model *m,
-		const char *name, double alpha, time_t loaded_at);
-
-/* The same for an entry (model file or composition). */
+/* The info object of an entry (model file or composition). */
 struct json_t *ebm_http_entry_info(const struct ebm_http_entry *e);
 
 /* ======================================================================

@@ -4,9 +4,11 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <jansson.h>
 
+#include "info/info.h"
 #include "tool/tool.h"
 
 static const char help[] =
@@ -56,8 +58,9 @@ int ebm_tool_cmd_inspect(int argc, char **argv)
 	}
 	int rc = EBM_TOOL_EXIT_FAILURE;
 	char name[256];
-	json_t *info = ebm_tool_model_info_json(m,
-			ebm_tool_model_name(path, name, sizeof(name)));
+	json_t *info = ebm_info_model(m,
+			ebm_tool_model_name(path, name, sizeof(name)),
+			ebm_tool_float_value(ebm_model_alpha(m)), time(NULL));
 	char *text = NULL;
 	if (info != NULL) {
 		text = json_dumps(info, JSON_INDENT(2) | JSON_PRESERVE_ORDER

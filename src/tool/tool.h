@@ -237,22 +237,9 @@ double ebm_tool_f1(const struct ebm_tool_confusion *c);
 typedef struct json_t json_t; /* jansson's, when jansson.h is not included */
 
 /*
- * Builds the model info object of API.md ("GET /v1/models/{name}") plus
- * "members", "activation", "seed" and "training_options". `name` is the
- * model's name (the file stem, see ebm_tool_model_name). "alpha" is the
- * file's and "loaded_at" is now: a server replaces both with
- * json_object_set_new(), which keeps their position in the output.
- * Returns a new reference (json_decref), or NULL when out of memory.
- */
-json_t *ebm_tool_model_info_json(const struct ebm_model *m, const char *name);
-
-/*
  * The stem of a model path: "models/web.ebm" gives "web". Writes at most
  * size bytes including the terminator into buf and returns buf.
  */
 char *ebm_tool_model_name(const char *path, char *buf, size_t size);
-
-/* "2026-11-29T05:44:02Z"; false if t does not fit the calendar. */
-bool ebm_tool_iso8601(uint64_t t, char buf[32]);
 
 #endif
