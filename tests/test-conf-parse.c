@@ -181,6 +181,24 @@ START_TEST(test_short_syntax_error)
 }
 END_TEST
 
+/* Found by fuzz-conf: "dir =;x" is the value ";x", but format() wrote
+ * "dir = ;x", which reads back as an empty value (inline comment). */
+START_TEST(test_format_semicolon_value)
+{
+	struct ebm_conf c, c2;
+	ck_assert_int_eq(ebm_conf_parse_string("[models]\ndir =;x\n", "a", &c,
+			NULL), EBM_STATUS_OK);
+	ck_assert_str_eq(c.models_dir, ";x");
+	char *text = ebm_conf_format(&c);
+	ck_assert_int_eq(ebm_conf_parse_string(text, "b", &c2, NULL),
+			EBM_STATUS_OK);
+	ck_assert_str_eq(c2.models_dir, ";x");
+	free(text);
+	ebm_conf_finish(&c);
+	ebm_conf_finish(&c2);
+}
+END_TEST
+
 START_TEST(test_defaults)
 {
 	struct ebm_conf c;
@@ -1135,6 +1153,7 @@ static Suite *conf_suite(void)
 	Suite *s = suite_create("conf");
 	TCase *tc = tcase_create("parse");
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_format_semicolon_value);
 	tcase_add_test(tc, test_short_syntax_error);
 	tcase_add_test(tc, test_every_key);
 	tcase_add_test(tc, test_crlf);

@@ -1182,7 +1182,10 @@ static void put_directive(struct buf *b, const struct directive *d,
 		if (*(char *const *)field == NULL) {
 			put(b, "# %s = (not set)\n", d->key);
 		} else {
-			put(b, "%s = %s\n", d->key, *(char *const *)field);
+			/* inih reads " ;" as the start of a comment: a value that
+			 * begins with ';' (legal as "key =;x") goes out unspaced. */
+			const char *v = *(char *const *)field;
+			put(b, v[0] == ';' ? "%s =%s\n" : "%s = %s\n", d->key, v);
 		}
 		return;
 	case TYPE_UINT:
