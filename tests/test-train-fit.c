@@ -174,6 +174,39 @@ START_TEST(progress_and_cancel)
 }
 END_TEST
 
+static bool count_epochs(const struct ebm_train_progress *p, void *user)
+{
+	int *calls = user;
+	(*calls)++;
+	/* cd reports the held-out denoising loss but never selects on it. */
+	ck_assert(isfinite(p->val_loss));
+	ck_assert(isnan(p->best_val_loss));
+	ck_assert(!p->improved);
+	return true;
+}
+
+/* Contrastive divergence sharpens the energy, so the held-out denoising
+ * loss rises while the model improves; early stopping on it would keep the
+ * untrained start. cd runs every epoch whatever --patience says. */
+START_TEST(cd_ignores_patience)
+{
+	float *x = bimodal(400, 3);
+	struct ebm_train_options o;
+	small_options(&o);
+	o.objective = EBM_OBJECTIVE_CD;
+	o.epochs = 12;
+	o.patience = 1;
+	int calls = 0;
+	struct ebm_model *m = NULL;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, count_epochs, &calls,
+			&m, &err), EBM_STATUS_OK);
+	ck_assert_int_eq(calls, 12);
+	ebm_model_destroy(m);
+	free(x);
+}
+END_TEST
+
 START_TEST(rejects_bad_input)
 {
 	float *x = bimodal(400, 4);
@@ -233,6 +266,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, cd_finds_both_modes);
 	tcase_add_test(tc, same_seed_same_bytes);
 	tcase_add_test(tc, progress_and_cancel);
+	tcase_add_test(tc, cd_ignores_patience);
 	tcase_add_test(tc, rejects_bad_input);
 	tcase_add_test(tc, constant_feature);
 	suite_add_tcase(s, tc);

@@ -50,7 +50,7 @@ struct ebm_train_options {
 	float clip_norm;          /* gradient-norm clip, 0 = off */
 	float warmup_frac;        /* fraction of steps with linear warm-up */
 	float ema_decay;          /* weight averaging, 0 = off */
-	uint32_t patience;        /* epochs without improvement before stopping */
+	uint32_t patience;        /* dsm: epochs without improvement before stop */
 	float reference_frac;     /* share of rows held out as reference set */
 	uint32_t reference_min, reference_max;
 	float val_frac;           /* share of rows held out for early stopping */
@@ -92,7 +92,7 @@ struct ebm_train_progress {
 	                               * members, counting repeats per epoch */
 	double train_loss;
 	double val_loss;              /* held-out denoising loss, EMA weights */
-	double best_val_loss;
+	double best_val_loss;         /* dsm: lowest so far; cd: NAN (not used) */
 	double rows_per_s;            /* training rows processed per second */
 	double elapsed_s;
 	double eta_s;                 /* estimate of the time left */

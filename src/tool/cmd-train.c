@@ -93,8 +93,9 @@ static const struct flag flags[] = {
 	F("--ema", ema_decay, HALF_UNIT,
 		"decay of the weight moving average, 0 = off"),
 	U("--patience", patience, 0, UINT32_MAX,
-		"epochs without validation improvement before stopping;"
-		" 0 = no early stopping"),
+		"dsm: epochs without validation improvement before stopping,"
+		" then the best weights are kept; 0 = no early stopping (cd always"
+		" runs every epoch and keeps the last weights)"),
 	{ "--seed", KIND_U64, OPT(seed), 0, 0, 0, "N",
 		"random seed: same seed, data and --threads give the same file" },
 	F("--reference-frac", reference_frac, OPEN_UNIT,

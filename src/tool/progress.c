@@ -72,10 +72,13 @@ static void format_line(const struct ebm_train_progress *tp, char *buf,
 	ebm_tool_format_count(tp->rows_per_s, rate, sizeof(rate));
 	duration(tp->eta_s, eta, sizeof(eta));
 	char val[64] = "";
-	if (isfinite(tp->val_loss)) {
-		/* Without a validation set (--val-frac 0) there is none. */
+	if (isfinite(tp->val_loss) && isfinite(tp->best_val_loss)) {
 		snprintf(val, sizeof(val), " val %.4f (best %.4f)", tp->val_loss,
 				tp->best_val_loss);
+	} else if (isfinite(tp->val_loss)) {
+		/* cd: reported, not used to pick weights. Without a validation
+		 * set (--val-frac 0) there is none. */
+		snprintf(val, sizeof(val), " val-dsm %.4f", tp->val_loss);
 	}
 	snprintf(buf, size, "member %u/%u epoch %u/%u loss %.4f%s %s rows/s "
 			"ETA %s", (unsigned)tp->member + 1, (unsigned)tp->n_members,

@@ -652,6 +652,7 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 	uint32_t since_best = 0;
 	uint64_t step = 0;
 	const float *current = o->ema_decay > 0.0f ? ema : params;
+	const bool select = o->objective == EBM_OBJECTIVE_DSM;
 	for (uint32_t epoch = 1; epoch <= o->epochs; epoch++) {
 		double e0 = ebm_now();
 		double epoch_loss = 0.0;
@@ -720,7 +721,11 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 			goto out;
 		}
 		double vl = val->n > 0 ? val_loss(tr, val, current) : epoch_loss;
-		bool improved = isfinite(vl) && vl < best_val;
+		/* The held-out denoising loss measures a DSM fit; contrastive
+		 * divergence does not aim at it (its energies sharpen while its
+		 * detection improves), so for cd it is only reported and the last
+		 * weights are kept. */
+		bool improved = select && isfinite(vl) && vl < best_val;
 		if (improved) {
 			best_val = vl;
 			since_best = 0;
@@ -728,7 +733,7 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 		} else {
 			since_best++;
 		}
-		bool stop = o->patience > 0 && since_best >= o->patience;
+		bool stop = select && o->patience > 0 && since_best >= o->patience;
 		if (fs->progress != NULL) {
 			double now = ebm_now();
 			double elapsed = now - fs->t0;
@@ -743,7 +748,7 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 				.rows_done = fs->rows_done,
 				.train_loss = epoch_loss / (double)tr->n_train,
 				.val_loss = vl,
-				.best_val_loss = best_val,
+				.best_val_loss = select ? best_val : NAN,
 				.rows_per_s = rate,
 				.elapsed_s = elapsed,
 				.eta_s = left / fmax(fs->rows_done / fmax(elapsed, 1e-9), 1.0),
@@ -761,7 +766,7 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 			break;
 		}
 	}
-	memcpy(params, best, np * sizeof(float));
+	memcpy(params, select ? best : current, np * sizeof(float));
 out:
 	ebm_adam_finish(&tr->adam);
 	free(grad);
