@@ -1,10 +1,15 @@
 #!/bin/sh
-# Installs every package needed to build and test ebmd on Debian 12.
-# Packages already present are not fetched again, so this is cheap to run
-# before every build. Needs root (or sudo) only when something is missing.
+# Installs the Debian 12 packages ebmd needs. Packages already present are
+# not fetched again, so this is cheap to run before every build. Needs root
+# (or sudo) only when something is missing.
+#   scripts/install-deps.sh          everything: build, tests and fuzzing
+#   scripts/install-deps.sh --build  only what building and running needs
 set -eu
 
-PACKAGES="
+# Building and running: compiler, build system, and the libraries the
+# README's "Dependencies" section explains (check is needed to configure
+# the unit tests, which meson builds by default).
+BUILD="
 	gcc
 	meson
 	ninja-build
@@ -15,12 +20,22 @@ PACKAGES="
 	libxxhash-dev
 	libinih-dev
 	libsystemd-dev
-	systemd
 	check
+"
+# Testing: python3 drives the daemon's integration tests, systemd provides
+# systemd-analyze for the unit checks, clang + compiler-rt build libFuzzer.
+TEST="
+	systemd
 	python3
 	clang
 	libclang-rt-14-dev
 "
+
+case "${1:-}" in
+"") PACKAGES="$BUILD $TEST" ;;
+--build) PACKAGES="$BUILD" ;;
+*) echo "usage: scripts/install-deps.sh [--build]" >&2; exit 2 ;;
+esac
 
 missing=""
 for p in $PACKAGES; do

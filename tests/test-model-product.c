@@ -224,6 +224,15 @@ START_TEST(repair_descends)
 		ck_assert(after[0] <= prev);
 		prev = after[0];
 	}
+	/* A row far out (60 standard deviations) reaches the minimum with the
+	 * default options: the trust region grows while steps succeed. */
+	ebm_repair_options_init(&o);
+	float far[3] = {60.0f, 0.0f, -30.0f};
+	ck_assert_int_eq(ebm_product_repair(p, ctx, &o, far, 1, out, before,
+			after, NULL), 0);
+	ck_assert_msg(fabsf(out[0]) < 0.5f && fabsf(out[2]) < 0.5f,
+			"far row ended at %g %g (energy %g -> %g)", out[0], out[2],
+			before[0], after[0]);
 	struct ebm_error err;
 	o.steps = 0;
 	ck_assert_int_eq(ebm_product_repair(p, ctx, &o, x, 1, out, NULL, NULL,

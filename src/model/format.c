@@ -940,6 +940,7 @@ struct cursor {
 static enum ebm_status read_u32(struct cursor *c, const char *what,
 		uint32_t *out)
 {
+	*out = 0; /* defined even on failure (and gcc -O3 can tell) */
 	if (c->end - c->pos < 4) {
 		return fail_at(c->err, EBM_STATUS_FORMAT, c->origin, c->pos,
 				"unexpected end of file reading %s", what);

@@ -399,6 +399,7 @@ enum ebm_status ebm_product_explain(const struct ebm_product *p,
 /* ---- repair ------------------------------------------------------------------- */
 
 #define REPAIR_MAX_HALVINGS 20
+#define REPAIR_MAX_GROWTH 32.0f
 
 void ebm_repair_options_init(struct ebm_repair_options *o)
 {
@@ -427,13 +428,14 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 	float *e = ebm_work_reserve(&ctx->prod[BUF_E], n_rows);
 	float *g = ebm_work_reserve(&ctx->prod[BUF_GRAD], n_rows * d);
 	float *prop = ebm_work_reserve(&ctx->prod[BUF_PTS], n_rows * d);
-	float *aux = ebm_work_reserve(&ctx->prod[BUF_AUX], 3 * n_rows);
+	float *aux = ebm_work_reserve(&ctx->prod[BUF_AUX], 4 * n_rows);
 	if (n_rows > 0 && (e == NULL || g == NULL || prop == NULL || aux == NULL)) {
 		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
 	}
 	float *e_prop = aux;          /* n_rows */
 	float *h = aux + n_rows;      /* step scale of each row this step */
 	float *active = aux + 2 * n_rows;
+	float *rad = aux + 3 * n_rows; /* each row's trust radius */
 	memcpy(out, x, n_rows * d * sizeof(float));
 	enum ebm_status st = product_eval(p, ctx, out, n_rows, e, NULL, err);
 	if (st != EBM_STATUS_OK) {
@@ -442,9 +444,16 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 	if (energy_before != NULL) {
 		memcpy(energy_before, e, n_rows * sizeof(float));
 	}
+	/* Trust region: a row starts with steps of `radius`; a step taken
+	 * whole doubles its radius (up to REPAIR_MAX_GROWTH times the start),
+	 * a step that had to be halved leaves the radius at what worked. So a
+	 * row far out crosses the distance in few steps and a row near a
+	 * minimum takes small ones. */
 	float radius = o->step_size * sqrtf((float)d);
+	float radius_max = radius * REPAIR_MAX_GROWTH;
 	for (size_t i = 0; i < n_rows; i++) {
 		active[i] = 1.0f;
+		rad[i] = radius;
 	}
 	for (uint32_t step = 0; step < o->steps; step++) {
 		/* product_eval's gradient output is written over g. */
@@ -473,7 +482,7 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 			for (size_t j = 0; j < d; j++) {
 				gi[j] *= inv;
 			}
-			h[i] = radius;
+			h[i] = rad[i];
 			n_active++;
 		}
 		if (n_active == 0) {
@@ -499,6 +508,8 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 				if (e_prop[i] < e[i]) {
 					memcpy(out + i * d, prop + i * d, d * sizeof(float));
 					e[i] = e_prop[i];
+					rad[i] = h[i] == rad[i] ? fminf(2.0f * h[i], radius_max)
+							: h[i];
 					h[i] = 0.0f;
 				} else if (tries == REPAIR_MAX_HALVINGS) {
 					active[i] = 0.0f; /* no descent left: a local minimum */
