@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""torch_peer.py -- training-throughput peer for ebmd's DSM trainer.
+"""torch_peer.py -- training-throughput peer for ebmd's DSM and CD trainers.
 
 Trains exactly the ebmd energy model in PyTorch and reports training rows/s:
 
@@ -9,6 +9,14 @@ Trains exactly the ebmd energy model in PyTorch and reports training rows/s:
   DSM: per row sigma ~ U{geometric ladder sigma_min..sigma_max, n_sigmas},
        eps ~ N(0,I), loss_i = 0.5 || sigma grad_z f(z + sigma eps) + eps ||^2,
        mean over the batch, parameter gradient by double backprop.
+  CD (--objective cd), as src/train/train.c: chains from a persistent replay
+       buffer (10000 rows, started uniform over the data's box widened by 1
+       on each side), 5% of each batch's chains restarted from that uniform
+       noise, 20 Langevin steps z' = z + 0.05 clip(grad_z f, 5) + 0.3 xi
+       clamped to the box, written back to the buffer; loss = mean m(samples)
+       - mean m(data) + 0.01 (mean m(data)^2 + mean m(samples)^2), m the MLP.
+       The chains' input gradients need no parameter graph: "manual" uses
+       the explicit expression under no_grad, "autograd" autograd.grad.
   Adam(lr 1e-3, betas 0.9/0.999), gradient-norm clip 10, shuffled every epoch,
   the last partial batch is kept.
 
@@ -127,6 +135,13 @@ def main():
     ap.add_argument("--no-malloc-tune", action="store_true",
                     help="leave glibc malloc's trim/mmap thresholds alone")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--objective", default="dsm", choices=["dsm", "cd"])
+    ap.add_argument("--cd-steps", type=int, default=20)
+    ap.add_argument("--cd-step-size", type=float, default=0.05)
+    ap.add_argument("--cd-noise", type=float, default=0.3)
+    ap.add_argument("--cd-buffer", type=int, default=10000)
+    ap.add_argument("--cd-reinit", type=float, default=0.05)
+    ap.add_argument("--cd-energy-reg", type=float, default=0.01)
     ap.add_argument("--variant", default="manual",
                     choices=["autograd", "manual"],
                     help="autograd: grad_z f by torch.autograd.grad with "
@@ -184,10 +199,54 @@ def main():
             g = (g * da) @ lin.weight
         return g - zn @ P               # grad base = -P z (P symmetric)
 
+    def chain_grad(zs):
+        """grad_z f for the Langevin chains: no parameter graph needed."""
+        if args.variant == "autograd":
+            with torch.enable_grad():
+                zs = zs.detach().requires_grad_(True)
+                f = -0.5 * ((zs @ P) * zs).sum(1) + net(zs).squeeze(1)
+                g, = torch.autograd.grad(f.sum(), zs)
+            return g
+        with torch.no_grad():
+            return grad_f(zs)
+
     B = args.batch
     last_loss = float("nan")
+    if args.objective == "cd":
+        lo = z_all.min(0).values - 1.0
+        hi = z_all.max(0).values + 1.0
+        nb = args.cd_buffer
+        buf = lo + (hi - lo) * torch.rand(nb, d)
+        slots = torch.randperm(nb)
+        pos = 0
+        reg = args.cd_energy_reg
+        t0 = time.perf_counter()
+        for _ in range(args.epochs):
+            perm = torch.randperm(n)
+            for i in range(0, n, B):
+                zb = z_all[perm[i:i + B]]
+                m = zb.shape[0]
+                idx = slots[(pos + torch.arange(m)) % nb]
+                zs = buf[idx].clone()
+                fresh = torch.rand(m) < args.cd_reinit
+                zs[fresh] = lo + (hi - lo) * torch.rand(int(fresh.sum()), d)
+                for _k in range(args.cd_steps):
+                    g = chain_grad(zs).clamp_(-5.0, 5.0)
+                    zs = zs + args.cd_step_size * g + args.cd_noise * torch.randn(m, d)
+                    zs = torch.maximum(torch.minimum(zs, hi), lo)
+                buf[idx] = zs
+                md = net(zb).squeeze(1)
+                ms = net(zs).squeeze(1)
+                loss = ms.mean() - md.mean() + reg * (md.pow(2).mean() + ms.pow(2).mean())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 10.0)
+                opt.step()
+                pos = (pos + B) % nb
+            last_loss = loss.item()
+        secs = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for _ in range(args.epochs):
+    for _ in range(args.epochs if args.objective == "dsm" else 0):
         perm = torch.randperm(n)
         for i in range(0, n, B):
             zb = z_all[perm[i:i + B]]
@@ -201,10 +260,11 @@ def main():
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             opt.step()
         last_loss = loss.item()
-    secs = time.perf_counter() - t0
+    if args.objective == "dsm":
+        secs = time.perf_counter() - t0
 
     print(json.dumps({
-        "impl": "torch", "torch": torch.__version__, "objective": "dsm",
+        "impl": "torch", "torch": torch.__version__, "objective": args.objective,
         "variant": args.variant, "malloc_tuned": MALLOC_TUNED, "threads": args.threads,
         "openblas_threads": int(os.environ["OPENBLAS_NUM_THREADS"]),
         "rows": n, "d": d, "hidden": hidden, "batch": B,

@@ -24,8 +24,7 @@
 #   EPOCHS=100  BATCH=256  HIDDEN=256,256  OBJECTIVES="dsm cd"
 #   PYTHON=/usr/bin/python3   (needs torch + numpy)
 #   REPEAT=1          runs per entry; the best (fastest) is reported
-# The C side is skipped with a message if the binary is missing; the torch
-# side has no CD peer yet (reported as n/a).
+# The C side is skipped with a message if the binary is missing.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -97,11 +96,12 @@ run_c() {
 
 # run_torch VARIANT -> sets t_rps, t_note
 run_torch() {
-	local variant=$1 k out rps
+	local variant=$1 obj=$2 k out rps
 	t_rps="" t_note=""
 	for k in $(seq "$REPEAT"); do
 		if ! out=$("$PYTHON" "$here/torch_peer.py" --data "$DATA" --hidden "$HIDDEN" \
-				--batch "$BATCH" --epochs "$EPOCHS" --variant "$variant" 2>"$tmp/t.err"); then
+				--batch "$BATCH" --epochs "$EPOCHS" --variant "$variant" \
+				--objective "$obj" 2>"$tmp/t.err"); then
 			t_note="failed: $(tail -n 1 "$tmp/t.err")"
 			return
 		fi
@@ -123,12 +123,8 @@ notes=()
 for obj in $OBJECTIVES; do
 	run_c "$obj"
 	[ -n "$c_note" ] && notes+=("$obj C: $c_note")
-	if [ "$obj" = dsm ]; then
-		run_torch manual;   tf=$t_rps; [ -n "$t_note" ] && notes+=("$obj torch (manual): $t_note")
-		run_torch autograd; ta=$t_rps; [ -n "$t_note" ] && notes+=("$obj torch (autograd): $t_note")
-	else
-		tf="n/a" ta="n/a"; notes+=("$obj torch: no PyTorch peer for this objective")
-	fi
+	run_torch manual "$obj";   tf=$t_rps; [ -n "$t_note" ] && notes+=("$obj torch (manual): $t_note")
+	run_torch autograd "$obj"; ta=$t_rps; [ -n "$t_note" ] && notes+=("$obj torch (autograd): $t_note")
 	cshow=$c_rps; [ -z "$cshow" ] && cshow="n/a"
 	echo "| $obj | $(fmt "$cshow") | $(fmt "${c_self:-n/a}") | $(fmt "$tf") | $(fmt "$ta") | $(ratio "$c_rps" "$tf") | $(ratio "$c_rps" "$ta") |"
 done
