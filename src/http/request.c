@@ -395,6 +395,50 @@ static bool is_digit(char c)
 }
 
 /*
+ * Appends the decimal digits at *pp to *w while it stays below 10^18 (18
+ * significant digits; leading zeros do not count); eight at a time where
+ * it can (the SWAR conversion of simdjson and fast_float). *count gets the
+ * number of digits read. False when a digit would not fit.
+ */
+static bool scan_digits(const char **pp, const char *end, uint64_t *w,
+		int *count)
+{
+	const char *p = *pp;
+	uint64_t v = *w;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (end - p >= 8) {
+		uint64_t c;
+		memcpy(&c, p, sizeof(c));
+		if ((((c & 0xF0F0F0F0F0F0F0F0ull)
+				| (((c + 0x0606060606060606ull) & 0xF0F0F0F0F0F0F0F0ull)
+				>> 4)) != 0x3333333333333333ull)) {
+			break;   /* not eight digits */
+		}
+		if (v >= 10000000000ull) {
+			return false;
+		}
+		c -= 0x3030303030303030ull;
+		c = c * 10 + (c >> 8);
+		c = ((c & 0x000000FF000000FFull) * 0x000F424000000064ull
+				+ ((c >> 16) & 0x000000FF000000FFull)
+				* 0x0000271000000001ull) >> 32;
+		v = v * 100000000 + (uint32_t)c;
+		p += 8;
+	}
+#endif
+	while (p < end && is_digit(*p)) {
+		if (v >= 100000000000000000ull) {
+			return false;
+		}
+		v = v * 10 + (uint64_t)(*p++ - '0');
+	}
+	*count = (int)(p - *pp);
+	*pp = p;
+	*w = v;
+	return true;
+}
+
+/*
  * A JSON number, as the double json_number_value() would give for it:
  * an integer (no fraction, no exponent) is jansson's json_int_t converted
  * to double; a real is strtod's correctly rounded value, computed here
@@ -415,39 +459,21 @@ static bool scan_number(struct scan *sc, double *out)
 		return false;
 	}
 	uint64_t w = 0;
-	int digits = 0;     /* significant digits in w */
+	int n;
 	int exp10 = 0;
 	bool real = false;
 	if (*p == '0') {
-		p++;
-	} else {
-		while (p < end && is_digit(*p)) {
-			if (digits == 18) {
-				return false;
-			}
-			w = w * 10 + (uint64_t)(*p++ - '0');
-			digits++;
-		}
+		p++;   /* a digit after it is refused by the caller */
+	} else if (!scan_digits(&p, end, &w, &n)) {
+		return false;
 	}
 	if (p < end && *p == '.') {
 		real = true;
 		p++;
-		if (p == end || !is_digit(*p)) {
+		if (!scan_digits(&p, end, &w, &n) || n == 0) {
 			return false;
 		}
-		while (p < end && is_digit(*p)) {
-			if (w == 0 && *p == '0') {
-				exp10--;
-				p++;
-				continue;
-			}
-			if (digits == 18) {
-				return false;
-			}
-			w = w * 10 + (uint64_t)(*p++ - '0');
-			digits++;
-			exp10--;
-		}
+		exp10 = -n;
 	}
 	if (p < end && (*p == 'e' || *p == 'E')) {
 		real = true;
@@ -470,7 +496,7 @@ static bool scan_number(struct scan *sc, double *out)
 		exp10 += eneg ? -ev : ev;
 	}
 	if (!real) {
-		/* jansson: strtoll, then (double). 18 digits always fit. */
+		/* jansson: strtoll, then (double); below 10^18 always fits. */
 		long long v = (long long)w;
 		*out = (double)(neg ? -v : v);
 	} else if (w == 0) {
