@@ -425,6 +425,26 @@ digits:
 }
 
 /* %g's plain notation of the p digits of r.d with decimal exponent r.x. */
+/* The n decimal digits of d (leading zeros included) at o. */
+static void write_digits(char *o, uint64_t d, int n)
+{
+	static const char pairs[201] =
+		"00010203040506070809101112131415161718192021222324252627282930"
+		"31323334353637383940414243444546474849505152535455565758596061"
+		"62636465666768697071727374757677787980818283848586878889909192"
+		"93949596979899";
+	while (n >= 2) {
+		unsigned two = (unsigned)(d % 100);
+		d /= 100;
+		n -= 2;
+		o[n] = pairs[2 * two];
+		o[n + 1] = pairs[2 * two + 1];
+	}
+	if (n == 1) {
+		o[0] = (char)('0' + d % 10);
+	}
+}
+
 static int write_plain(char *buf, bool neg, const struct rounded *r, int p)
 {
 	uint64_t d = r->d;
@@ -433,23 +453,6 @@ static int write_plain(char *buf, bool neg, const struct rounded *r, int p)
 	while (p > x + 1 && p > 1 && d % 10 == 0) {
 		d /= 10;
 		p--;
-	}
-	static const char pairs[201] =
-		"00010203040506070809101112131415161718192021222324252627282930"
-		"31323334353637383940414243444546474849505152535455565758596061"
-		"62636465666768697071727374757677787980818283848586878889909192"
-		"93949596979899";
-	char dig[20];
-	int i = p;
-	while (i >= 2) {
-		unsigned two = (unsigned)(d % 100);
-		d /= 100;
-		i -= 2;
-		dig[i] = pairs[2 * two];
-		dig[i + 1] = pairs[2 * two + 1];
-	}
-	if (i == 1) {
-		dig[0] = (char)('0' + d);
 	}
 	char *o = buf;
 	if (neg) {
@@ -461,16 +464,19 @@ static int write_plain(char *buf, bool neg, const struct rounded *r, int p)
 		for (int i = -1; i > x; i--) {
 			*o++ = '0';
 		}
-		memcpy(o, dig, (size_t)p);
+		write_digits(o, d, p);
 		o += p;
-	} else {
-		memcpy(o, dig, (size_t)x + 1);
+	} else if (p > x + 1) {
+		int frac = p - x - 1;
+		uint64_t scale = pow10_u64[frac];
+		write_digits(o, d / scale, x + 1);
 		o += x + 1;
-		if (p > x + 1) {
-			*o++ = '.';
-			memcpy(o, dig + x + 1, (size_t)(p - x - 1));
-			o += p - x - 1;
-		}
+		*o++ = '.';
+		write_digits(o, d % scale, frac);
+		o += frac;
+	} else {
+		write_digits(o, d, p);
+		o += p;
 	}
 	*o = '\0';
 	return (int)(o - buf);
@@ -597,26 +603,55 @@ double ebm_http_float_value(float f)
 	return strtod(buf, NULL);
 }
 
-void ebm_http_buf_json_float(struct ebm_http_buf *b, float v)
+/* Room for n more bytes at the end of b (plus a NUL), or NULL. */
+static char *reserve(struct ebm_http_buf *b, size_t n)
+{
+	return grow(b, n) ? b->data + b->len : NULL;
+}
+
+/* Ends the bytes written from reserve() at `end`. */
+static void commit(struct ebm_http_buf *b, char *end)
+{
+	b->len = (size_t)(end - b->data);
+	b->data[b->len] = '\0';
+}
+
+#define FLOAT_MAX_CHARS 32    /* "-1.23456789e-38" and then some */
+#define DOUBLE_MAX_CHARS 40   /* "-1.2345678901234567e-308" */
+
+/* The JSON text of v at o (FLOAT_MAX_CHARS of room); returns its end. */
+static char *put_float(char *o, float v)
 {
 	if (!isfinite(v)) {
-		ebm_http_buf_add(b, "null", 4);
-		return;
+		memcpy(o, "null", 4);
+		return o + 4;
 	}
-	char buf[32];
-	int n = shortest_float(buf, sizeof(buf), v);
-	ebm_http_buf_add(b, buf, (size_t)n);
+	return o + shortest_float(o, FLOAT_MAX_CHARS, v);
+}
+
+static char *put_double(char *o, double v)
+{
+	if (!isfinite(v)) {
+		memcpy(o, "null", 4);
+		return o + 4;
+	}
+	return o + shortest_double(o, DOUBLE_MAX_CHARS, v);
+}
+
+void ebm_http_buf_json_float(struct ebm_http_buf *b, float v)
+{
+	char *o = reserve(b, FLOAT_MAX_CHARS);
+	if (o != NULL) {
+		commit(b, put_float(o, v));
+	}
 }
 
 void ebm_http_buf_json_double(struct ebm_http_buf *b, double v)
 {
-	if (!isfinite(v)) {
-		ebm_http_buf_add(b, "null", 4);
-		return;
+	char *o = reserve(b, DOUBLE_MAX_CHARS);
+	if (o != NULL) {
+		commit(b, put_double(o, v));
 	}
-	char buf[40];
-	int n = shortest_double(buf, sizeof(buf), v);
-	ebm_http_buf_add(b, buf, (size_t)n);
 }
 
 /* ======================================================================
@@ -646,20 +681,29 @@ static void float_array(struct ebm_http_buf *b, const float *v, size_t n)
 	ebm_http_buf_add(b, "]", 1);
 }
 
+/* Appends a string literal. */
+#define PUT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) + sizeof(lit) - 1)
+
 void ebm_http_encode_score_results(struct ebm_http_buf *b,
 		const struct ebm_score *s, size_t n_rows, const float *contrib,
 		size_t d)
 {
 	ebm_http_buf_puts(b, "\"results\":[");
 	for (size_t i = 0; i < n_rows && !b->failed; i++) {
-		ebm_http_buf_puts(b, i > 0 ? ",{\"energy\":" : "{\"energy\":");
-		ebm_http_buf_json_float(b, s[i].energy);
-		ebm_http_buf_puts(b, ",\"score\":");
-		ebm_http_buf_json_float(b, s[i].score);
-		ebm_http_buf_puts(b, ",\"p_value\":");
-		ebm_http_buf_json_double(b, s[i].p_value);
-		ebm_http_buf_puts(b, s[i].anomaly ? ",\"anomaly\":true"
-				: ",\"anomaly\":false");
+		/* One reservation per row: the fixed keys and three numbers. */
+		char *o = reserve(b, 64 + 2 * FLOAT_MAX_CHARS + DOUBLE_MAX_CHARS);
+		if (o == NULL) {
+			break;
+		}
+		o = i > 0 ? PUT(o, ",{\"energy\":") : PUT(o, "{\"energy\":");
+		o = put_float(o, s[i].energy);
+		o = PUT(o, ",\"score\":");
+		o = put_float(o, s[i].score);
+		o = PUT(o, ",\"p_value\":");
+		o = put_double(o, s[i].p_value);
+		o = s[i].anomaly ? PUT(o, ",\"anomaly\":true")
+				: PUT(o, ",\"anomaly\":false");
+		commit(b, o);
 		if (contrib != NULL) {
 			ebm_http_buf_puts(b, ",\"contributions\":");
 			float_array(b, contrib + i * d, d);
