@@ -467,13 +467,14 @@ static int write_plain(char *buf, bool neg, const struct rounded *r, int p)
 		write_digits(o, d, p);
 		o += p;
 	} else if (p > x + 1) {
-		int frac = p - x - 1;
-		uint64_t scale = pow10_u64[frac];
-		write_digits(o, d / scale, x + 1);
-		o += x + 1;
-		*o++ = '.';
-		write_digits(o, d % scale, frac);
-		o += frac;
+		/* All digits, then the fraction moved up for the point (no
+		 * division by a variable power of ten). */
+		write_digits(o, d, p);
+		for (int i = p; i > x + 1; i--) {
+			o[i] = o[i - 1];
+		}
+		o[x + 1] = '.';
+		o += p + 1;
 	} else {
 		write_digits(o, d, p);
 		o += p;
