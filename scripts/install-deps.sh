@@ -20,6 +20,8 @@ PACKAGES="
 	python3
 	clang
 	libclang-rt-14-dev
+	wrk
+	curl
 "
 
 missing=""
