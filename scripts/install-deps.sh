@@ -29,6 +29,8 @@ TEST="
 	python3
 	clang
 	libclang-rt-14-dev
+	wrk
+	curl
 "
 
 case "${1:-}" in

@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,6 +488,239 @@ START_TEST(test_encoding)
 }
 END_TEST
 
+/* ======================================================================
+ * Fast paths: the same answers as jansson and snprintf
+ * ==================================================================== */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/* Parses body with the fast path on and off; both must agree. */
+static void same_as_jansson(const char *body, bool ct_ok, size_t width)
+{
+	struct outcome a;
+	struct outcome b;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.ok = ebm_http_request_parse(&a.r, EBM_HTTP_KIND_SCORE, body,
+			strlen(body), ct_ok, MAX_ROWS, &a.e);
+	ebm_http_request_force_jansson(true);
+	b.ok = ebm_http_request_parse(&b.r, EBM_HTTP_KIND_SCORE, body,
+			strlen(body), ct_ok, MAX_ROWS, &b.e);
+	ebm_http_request_force_jansson(false);
+	ck_assert_msg(a.ok == b.ok, "'%s': fast %d, jansson %d", body, a.ok,
+			b.ok);
+	if (!a.ok) {
+		ck_assert_int_eq(a.e.status, b.e.status);
+		ck_assert_str_eq(a.e.code, b.e.code);
+		ck_assert_str_eq(a.e.message, b.e.message);
+		return;
+	}
+	ck_assert_uint_eq(a.r.n_rows, b.r.n_rows);
+	ck_assert(a.r.has_alpha == b.r.has_alpha);
+	ck_assert_msg(!a.r.has_alpha || memcmp(&a.r.alpha, &b.r.alpha,
+			sizeof(double)) == 0, "'%s': alpha %a vs %a", body, a.r.alpha,
+			b.r.alpha);
+	ck_assert(a.r.explain == b.r.explain);
+	struct ebm_http_schema sc;
+	ck_assert(ebm_http_schema_init(&sc, width, NULL));
+	float xa[MAX_ROWS * 8];
+	float xb[MAX_ROWS * 8];
+	struct ebm_http_error ea;
+	struct ebm_http_error eb;
+	memset(&ea, 0, sizeof(ea));
+	memset(&eb, 0, sizeof(eb));
+	bool oka = ebm_http_request_rows(&a.r, &sc, xa, &ea);
+	bool okb = ebm_http_request_rows(&b.r, &sc, xb, &eb);
+	ck_assert(oka == okb);
+	if (oka) {
+		for (size_t i = 0; i < a.r.n_rows * width; i++) {
+			ck_assert_msg(memcmp(&xa[i], &xb[i], sizeof(float)) == 0,
+					"'%s': value %zu: %a vs %a", body, i, (double)xa[i],
+					(double)xb[i]);
+		}
+	} else {
+		ck_assert_str_eq(ea.message, eb.message);
+	}
+	ebm_http_schema_finish(&sc);
+	ebm_http_request_finish(&a.r);
+	ebm_http_request_finish(&b.r);
+}
+
+START_TEST(test_fast_request)
+{
+	static const char *const bodies[] = {
+		"{\"instances\": [[1, 2]]}",
+		"{\"instances\":[[1,2],[3,4]],\"alpha\":0.05,\"explain\":true}",
+		" {\n\t\"explain\" : false , \"instances\" : [ [ -0.0 , -0 ] ] }\r\n",
+		"{\"alpha\": 1, \"instances\": [[0.000471698113, 1e-3]]}",
+		"{\"alpha\": 2e-1, \"instances\": [[1E+2, -1.5e3]]}",
+		"{\"instances\": [[1, 2]], \"instances\": [[1, 2]]}",
+		"{\"instances\": [[1, 2]], \"alpha\": 0.1, \"alpha\": 0.2}",
+		"{\"instances\": [[1, 2], [3]]}",
+		"{\"instances\": [[1, 2], {\"a\": 1}]}",
+		"{\"instances\": []}",
+		"{\"instances\": [[]]}",
+		"{\"instances\": [[01]]}",
+		"{\"instances\": [[1.]]}",
+		"{\"instances\": [[.5]]}",
+		"{\"instances\": [[+1]]}",
+		"{\"instances\": [[1e]]}",
+		"{\"instances\": [[-]]}",
+		"{\"instances\": [[1e400]]}",
+		"{\"instances\": [[1e39]]}",
+		"{\"instances\": [[3.4028234e38, 9007199254740993]]}",
+		"{\"instances\": [[123456789012345678901234567890]]}",
+		"{\"instances\": [[0.1234567890123456789]]}",
+		"{\"instances\": [[1e-50, 1e-30]]}",
+		"{\"instances\": [[123456789012345678, -999999999999999999]]}",
+		"{\"instances\": [[1234567890123456789, 12345678901234567890]]}",
+		"{\"instances\": [[0.12345678901234567, 12345678.87654321]]}",
+		"{\"instances\": [[0.00000000000000000000001, 9007199254740993.0]]}",
+		"{\"instances\": [[100000000000000000000.5, 1.000000000000000000]]}",
+		"{\"instances\": [[00000000, 0.000000000]]}",
+		"{\"instances\": [[12345678e1, 87654321.12345678e-3]]}",
+		"{\"instances\": [[1, 2]]} x",
+		"{\"instances\": [[1, 2]],}",
+		"{\"instances\": [[1, 2],]}",
+		"{\"instances\": [[1, 2,]]}",
+		"{\"instances\": [[1, 2]]",
+		"{\"instances\": [[1, 2]], \"explain\": 1}",
+		"{\"instances\": [[1, 2]], \"explain\": tru}",
+		"{\"instances\": [[1, 2]], \"alpha\": \"0.1\"}",
+		"{\"instances\": [[1, 2]], \"other\": 1}",
+		"{\"inst\\u0061nces\": [[1, 2]]}",
+		"{\"instances\": [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]}",
+		"{\"explain\": true}",
+		"{}",
+		"[]",
+		"",
+	};
+	/* The common shape does take the fast path. */
+	struct outcome o = parse("{\"instances\": [[1, 2], [3, 4]]}");
+	ck_assert(o.ok);
+	ck_assert_ptr_null(o.r.root);
+	ck_assert_ptr_nonnull(o.r.values);
+	ck_assert_uint_eq(o.r.width, 2);
+	ebm_http_request_finish(&o.r);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		same_as_jansson(bodies[i], true, 2);
+		same_as_jansson(bodies[i], false, 2);
+	}
+	/* Random numbers in every spelling. */
+	static const char *const fmts[] = { "%.17g", "%.9g", "%.6g", "%g",
+			"%e", "%.3E", "%.12f", "%.0f", "%.1f" };
+	char body[1024];
+	for (int t = 0; t < 5000; t++) {
+		size_t width = 1 + rnd() % 8;
+		size_t rows = 1 + rnd() % MAX_ROWS;
+		int n = snprintf(body, sizeof(body), "{\"instances\":[");
+		for (size_t i = 0; i < rows; i++) {
+			n += snprintf(body + n, sizeof(body) - (size_t)n, "%s[",
+					i > 0 ? "," : "");
+			for (size_t j = 0; j < width; j++) {
+				double v = ldexp((double)(rnd() >> 11), -53)
+						* pow(10.0, (double)(int)(rnd() % 24) - 12);
+				if (rnd() & 1) {
+					v = -v;
+				}
+				const char *f = fmts[rnd() % (sizeof(fmts) / sizeof(fmts[0]))];
+				if (j > 0) {
+					body[n++] = ',';
+				}
+				if (rnd() % 8 == 0) {
+					n += snprintf(body + n, sizeof(body) - (size_t)n, "%lld",
+							(long long)(v * 1e6));
+				} else {
+					n += snprintf(body + n, sizeof(body) - (size_t)n, f, v);
+				}
+			}
+			n += snprintf(body + n, sizeof(body) - (size_t)n, "]");
+		}
+		snprintf(body + n, sizeof(body) - (size_t)n, "],\"alpha\":%.*g}",
+				(int)(1 + rnd() % 17), ldexp((double)(rnd() >> 11), -53));
+		same_as_jansson(body, true, width);
+	}
+}
+END_TEST
+
+static void same_text(float f, double d, bool is_float)
+{
+	struct ebm_http_buf a;
+	struct ebm_http_buf b;
+	ebm_http_buf_init(&a);
+	ebm_http_buf_init(&b);
+	ebm_http_buf_add(&a, "", 0);
+	ebm_http_buf_add(&b, "", 0);
+	if (is_float) {
+		ebm_http_buf_json_float(&a, f);
+		ebm_http_numbers_force_ref(true);
+		ebm_http_buf_json_float(&b, f);
+	} else {
+		ebm_http_buf_json_double(&a, d);
+		ebm_http_numbers_force_ref(true);
+		ebm_http_buf_json_double(&b, d);
+	}
+	ebm_http_numbers_force_ref(false);
+	ck_assert_msg(strcmp(a.data, b.data) == 0, "%a: fast %s, snprintf %s",
+			is_float ? (double)f : d, a.data, b.data);
+	ebm_http_buf_finish(&a);
+	ebm_http_buf_finish(&b);
+}
+
+START_TEST(test_fast_numbers)
+{
+	/* Around powers of ten and the fast path's bounds. */
+	for (int e = -6; e <= 16; e++) {
+		for (int k = 1; k < 200; k++) {
+			double d = k * pow(10.0, e);
+			float f = (float)d;
+			same_text(0, d, false);
+			same_text(0, nextafter(d, 0), false);
+			same_text(0, nextafter(d, INFINITY), false);
+			same_text(f, 0, true);
+			same_text(nextafterf(f, 0), 0, true);
+			same_text(nextafterf(f, INFINITY), 0, true);
+		}
+	}
+	same_text(0.0f, 0, true);
+	same_text(-0.0f, 0, true);
+	same_text(0, 0.0, false);
+	same_text(0, -0.0, false);
+	/* Any bits, magnitudes where responses live, p-values. */
+	for (int i = 0; i < 30000; i++) {
+		uint32_t u = (uint32_t)rnd();
+		float f;
+		memcpy(&f, &u, sizeof(f));
+		if (isfinite(f)) {
+			same_text(f, 0, true);
+		}
+		uint64_t w = rnd();
+		double d;
+		memcpy(&d, &w, sizeof(d));
+		if (isfinite(d)) {
+			same_text(0, d, false);
+		}
+		f = ldexpf((float)(rnd() >> 40) / 16777216.0f + 0.5f,
+				(int)(rnd() % 40) - 16);
+		same_text((rnd() & 1) ? -f : f, 0, true);
+		d = ldexp((double)(rnd() >> 11) / 9007199254740992.0 + 0.5,
+				(int)(rnd() % 70) - 16);
+		same_text(0, (rnd() & 1) ? -d : d, false);
+		uint64_t n_ref = 1 + rnd() % 100000;
+		uint64_t k = 1 + rnd() % n_ref;
+		same_text(0, (double)k / (double)(n_ref + 1), false);
+	}
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("http-request");
@@ -506,6 +740,11 @@ static Suite *suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("encode");
 	tcase_add_test(tc, test_encoding);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("fast");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_fast_request);
+	tcase_add_test(tc, test_fast_numbers);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -86,6 +86,14 @@ void ebm_http_buf_json_double(struct ebm_http_buf *b, double v);
  * 0.01f is reported as 0.01 rather than 0.0099999998. */
 double ebm_http_float_value(float f);
 
+/*
+ * Numbers are written by an exact integer fast path, and by snprintf with
+ * a strtof/strtod check (the reference) outside its range; both give the
+ * same text. Tests force the reference to compare the two; returns the
+ * previous setting.
+ */
+bool ebm_http_numbers_force_ref(bool on);
+
 /* {"error":{"code":...,"message":...}} into b (reset first). */
 void ebm_http_encode_error(struct ebm_http_buf *b,
 		const struct ebm_http_error *e);
@@ -144,8 +152,14 @@ enum ebm_http_kind {
 struct ebm_http_request {
 	enum ebm_http_kind kind;
 	struct json_t *root;       /* owned */
-	struct json_t *instances;  /* borrowed from root: an array */
+	struct json_t *instances;  /* borrowed from root: an array, or NULL
+	                            * when the fast path read the rows */
 	size_t n_rows;
+	/* The fast path's rows (root and instances NULL): n_rows x width
+	 * floats, owned. */
+	float *values;
+	size_t n_values;
+	size_t width;
 	/* score and compose */
 	bool has_alpha;
 	double alpha;
@@ -173,6 +187,13 @@ bool ebm_http_request_parse(struct ebm_http_request *r,
 		enum ebm_http_kind kind, const char *body, size_t len,
 		bool content_type_ok, size_t max_rows, struct ebm_http_error *e);
 void ebm_http_request_finish(struct ebm_http_request *r);
+
+/*
+ * Score bodies of the common shape are read without jansson (request.c
+ * says which); true sends every body through jansson, for tests that
+ * compare the two. Returns the previous setting.
+ */
+bool ebm_http_request_force_jansson(bool on);
 
 /* Phase 2, 422: alpha in (0, 1), steps in 1..EBM_REPAIR_MAX_STEPS,
  * step_size in (0, EBM_REPAIR_MAX_STEP_SIZE], one weight > 0 per model,
