@@ -5,6 +5,13 @@
  * nothing to free and gets a 400 or 413 with a message; an accepted one
  * goes through every phase-2 check without crashing; every error body the
  * daemon would send is valid JSON (the message quotes input).
+ *
+ * Differential: score bodies of the common shape skip jansson (request.c's
+ * fast path) and numbers are written by an exact integer search
+ * (response.c). Both must agree with the jansson / snprintf reference to
+ * the bit and the byte: the same verdict, status and message, the same
+ * rows, alpha and explain; the same text for the float and double made of
+ * the input's first bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,6 +38,91 @@ static void check_error_body(const struct ebm_http_error *e)
 		abort();
 	}
 	json_decref(doc);
+	ebm_http_buf_finish(&b);
+}
+
+struct outcome {
+	bool ok;
+	int status;
+	char message[sizeof(((struct ebm_http_error *)0)->message)];
+	size_t n_rows;
+	float x[64 * 3];
+	bool has_alpha;
+	double alpha;
+	bool explain;
+};
+
+static void score_outcome(const uint8_t *data, size_t size,
+		const struct ebm_http_schema *s, struct outcome *o)
+{
+	struct ebm_http_request r;
+	struct ebm_http_error e;
+	memset(o, 0, sizeof(*o));
+	o->ok = ebm_http_request_parse(&r, EBM_HTTP_KIND_SCORE,
+			(const char *)data, size, true, 64, &e)
+			&& ebm_http_request_check(&r, &e)
+			&& ebm_http_request_rows(&r, s, o->x, &e);
+	if (!o->ok) {
+		o->status = e.status;
+		memcpy(o->message, e.message, sizeof(o->message));
+	} else {
+		o->n_rows = r.n_rows;
+		o->has_alpha = r.has_alpha;
+		o->alpha = r.alpha;
+		o->explain = r.explain;
+	}
+	ebm_http_request_finish(&r);
+}
+
+static void compare_paths(const uint8_t *data, size_t size,
+		const struct ebm_http_schema *s)
+{
+	static struct outcome fast, ref;
+	score_outcome(data, size, s, &fast);
+	bool was = ebm_http_request_force_jansson(true);
+	score_outcome(data, size, s, &ref);
+	ebm_http_request_force_jansson(was);
+	if (fast.ok != ref.ok) {
+		abort();
+	}
+	if (!fast.ok) {
+		if (fast.status != ref.status
+				|| strcmp(fast.message, ref.message) != 0) {
+			abort();
+		}
+		return;
+	}
+	if (fast.n_rows != ref.n_rows || fast.has_alpha != ref.has_alpha
+			|| fast.explain != ref.explain
+			|| (fast.has_alpha && memcmp(&fast.alpha, &ref.alpha,
+					sizeof(double)) != 0)
+			|| memcmp(fast.x, ref.x, fast.n_rows * 3 * sizeof(float)) != 0) {
+		abort();
+	}
+}
+
+static void compare_numbers(const uint8_t *data, size_t size)
+{
+	float f;
+	double d;
+	if (size < sizeof(f) + sizeof(d)) {
+		return;
+	}
+	memcpy(&f, data, sizeof(f));
+	memcpy(&d, data + sizeof(f), sizeof(d));
+	struct ebm_http_buf a, b;
+	ebm_http_buf_init(&a);
+	ebm_http_buf_init(&b);
+	ebm_http_buf_json_float(&a, f);
+	ebm_http_buf_json_double(&a, d);
+	bool was = ebm_http_numbers_force_ref(true);
+	ebm_http_buf_json_float(&b, f);
+	ebm_http_buf_json_double(&b, d);
+	ebm_http_numbers_force_ref(was);
+	if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0) {
+		abort();
+	}
+	ebm_http_buf_finish(&a);
 	ebm_http_buf_finish(&b);
 }
 
@@ -66,6 +158,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		ebm_http_request_finish(&r);
 	}
+	compare_paths(data, size, &s);
+	compare_numbers(data, size);
 	ebm_http_schema_finish(&s);
 	return 0;
 }
