@@ -1044,7 +1044,7 @@ static void wipe(void *p, size_t n)
 }
 
 enum ebm_status ebm_conf_read_token(const char *path, char **token,
-		bool *world_readable, struct ebm_error *err)
+		unsigned *mode, struct ebm_error *err)
 {
 	char *text;
 	size_t n;
@@ -1082,8 +1082,8 @@ enum ebm_status ebm_conf_read_token(const char *path, char **token,
 		*token = ebm_xmalloc(len + 1);
 		memcpy(*token, s, len);
 		(*token)[len] = '\0';
-		if (world_readable != NULL) {
-			*world_readable = (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
+		if (mode != NULL) {
+			*mode = (unsigned)(st.st_mode & 07777);
 		}
 	}
 	wipe(text, n);

@@ -185,17 +185,19 @@ static bool load_conf(const struct daemon *d, struct ebm_conf *c)
 static char *read_token(const char *path)
 {
 	char *token = NULL;
-	bool world_readable = false;
+	unsigned mode = 0;
 	struct ebm_error err;
 	ebm_error_clear(&err);
-	if (ebm_conf_read_token(path, &token, &world_readable, &err)
-			!= EBM_STATUS_OK) {
+	if (ebm_conf_read_token(path, &token, &mode, &err) != EBM_STATUS_OK) {
 		ebm_log_error("[server] auth_token_file: %s", err.message);
 		return NULL;
 	}
-	if (world_readable) {
-		ebm_log_warn("[server] auth_token_file '%s' can be read by group "
-				"or others; make it readable by ebmd only", path);
+	/* Any access by group or others: reading leaks the token, writing
+	 * lets them choose it. */
+	if ((mode & 077) != 0) {
+		ebm_log_warn("[server] auth_token_file '%s' has mode %04o: group "
+				"or others can access it; make it readable by ebmd only "
+				"(chmod 600)", path, mode);
 	}
 	return token;
 }

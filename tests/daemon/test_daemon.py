@@ -678,9 +678,51 @@ def auth_token():
                 {"instances": [[1]] * 51}, headers=good, status=503)
         check(TOKEN not in d.log() and TOKEN not in e.log(),
               "the token was logged")
+        check("auth_token_file" not in d.log(),
+              "a warning about a token file of mode 0600:\n" + d.log())
     finally:
         check(d.stop() == 0, "auth daemon exit code")
         check(e.stop() == 0, "auth-empty daemon exit code")
+
+
+@test
+def token_file_mode_warning():
+    """A token file that group or others can access is warned about at
+    start-up and on every reload while it stays so; never the token."""
+    token_file = os.path.join(WORK, "token-loose")
+    with open(token_file, "w") as f:
+        f.write(TOKEN + "\n")
+    os.chmod(token_file, 0o644)
+    warn = (r"warn.*\[server\] auth_token_file '%s' has mode %%s: group or "
+            r"others can access it" % re.escape(token_file))
+    d = Daemon(WORK, "token-mode", conf(models_dir("token-mode", "thy"),
+                                        "auth_token_file = %s" % token_file))
+    try:
+        d.wait_log(warn % "0644", 0, 1)
+        good = {"Authorization": "Bearer " + TOKEN}
+        d.json("GET", "/v1/models", headers=good)
+        # Fixed: no warning on reload.
+        os.chmod(token_file, 0o600)
+        start = d.mark()
+        d.reload()
+        with d.cond:
+            after = [l for l in d.lines[start:] if l is not None]
+        check(not any("auth_token_file" in l for l in after),
+              "warning after chmod 600: %r" % after)
+        # Group-writable is as bad as readable.
+        os.chmod(token_file, 0o620)
+        start = d.mark()
+        d.reload()
+        d.wait_log(warn % "0620", start, 1)
+        d.json("GET", "/v1/models", headers=good)
+        check(TOKEN not in d.log(), "the token was logged")
+    finally:
+        check(d.stop() == 0, "token-mode daemon exit code")
+    # --check-config says so too, on stderr.
+    code, out, err = run_ebmd("--config", d.conf, "--check-config")
+    check(code == 0 and re.search(warn % "0620", err),
+          "--check-config: %d %r" % (code, err))
+    check(TOKEN not in out + err, "--check-config printed the token")
 
 
 # ---------------------------------------------------------------------------
@@ -992,7 +1034,15 @@ models = thy, thy2
 
 def main():
     passed = failed = 0
+    # EBMD_TESTS=name,name runs only those tests (by function name).
+    only = [n for n in os.environ.get("EBMD_TESTS", "").split(",") if n]
+    unknown = set(only) - {fn.__name__ for fn in TESTS}
+    if unknown:
+        print("FAIL unknown test in EBMD_TESTS: %s" % ", ".join(sorted(unknown)))
+        failed += 1
     for fn in TESTS:
+        if only and fn.__name__ not in only:
+            continue
         t0 = time.time()
         try:
             fn()
