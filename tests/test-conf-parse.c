@@ -875,6 +875,12 @@ START_TEST(test_reloadable)
 {
 	ck_assert(!ebm_conf_reloadable("server", "listen"));
 	ck_assert(!ebm_conf_reloadable("server", "threads"));
+	/* The HTTP server is built with these. */
+	ck_assert(!ebm_conf_reloadable("server", "max_body_bytes"));
+	ck_assert(!ebm_conf_reloadable("server", "request_timeout_ms"));
+	ck_assert(!ebm_conf_reloadable("server", "max_connections"));
+	ck_assert(!ebm_conf_reloadable("server", "max_header_bytes"));
+	ck_assert(!ebm_conf_reloadable("server", "idle_timeout_ms"));
 	ck_assert(ebm_conf_reloadable("server", "max_rows"));
 	ck_assert(ebm_conf_reloadable("server", "auth_token_file"));
 	ck_assert(ebm_conf_reloadable("models", "dir"));

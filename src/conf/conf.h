@@ -126,8 +126,10 @@ const struct ebm_conf_compose *ebm_conf_find_compose(const struct ebm_conf *c,
 		const char *name);
 
 /*
- * True when a key may change on SIGHUP; launch-only keys (listen, threads)
- * keep their old values on reload, with a log line from the daemon.
+ * True when a key may change on SIGHUP; launch-only keys (listen, threads,
+ * max_body_bytes, request_timeout_ms, max_connections, max_header_bytes,
+ * idle_timeout_ms: the HTTP server is built with them) keep their old
+ * values on reload, with a log line from the daemon.
  */
 bool ebm_conf_reloadable(const char *section, const char *key);
 
