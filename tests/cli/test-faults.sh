@@ -102,7 +102,7 @@ temps() {
 # A small quick model (the "old" file) and the long run that replaces it.
 OLD_ARGS=(--data "$THYROID" --hidden 8 --epochs 1 --reference-max 50
 	--seed 11)
-LONG_ARGS=(--data "$THYROID" --hidden 32,32 --epochs 600 --patience 100000
+LONG_ARGS=(--data "$THYROID" --hidden 32,32 --epochs 400 --patience 100000
 	--seed 7 --threads 1)
 
 "$EBMD_TRAIN" train "${OLD_ARGS[@]}" --out "$TMP/old.ebm" >/dev/null 2>&1 ||

@@ -21,8 +21,10 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -64,7 +66,8 @@ def close(a, b, rel=1e-5, abs_=1e-4):
 class Daemon:
     """One ebmd process; its stderr is collected line by line."""
 
-    def __init__(self, workdir, name, conf_text, args=(), env_extra=None):
+    def __init__(self, workdir, name, conf_text, args=(), env_extra=None,
+                 nofile=None):
         self.conf = os.path.join(workdir, name + ".conf")
         with open(self.conf, "w") as f:
             f.write(conf_text)
@@ -76,10 +79,14 @@ class Daemon:
         env.pop("WATCHDOG_USEC", None)
         env.pop("WATCHDOG_PID", None)
         env.update(env_extra or {})
+        def limits():
+            if nofile is not None:  # (soft, hard) open-file limit
+                resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
         self.proc = subprocess.Popen(
             [EBMD, "--config", self.conf, *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, cwd=workdir, env=env)
+            stderr=subprocess.PIPE, cwd=workdir, env=env,
+            preexec_fn=limits if nofile is not None else None)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         m = self.wait_log(r"listening on (\S+):(\d+)", 0, START_TIMEOUT)
@@ -726,8 +733,362 @@ def token_file_mode_warning():
 
 
 # ---------------------------------------------------------------------------
+# Slow and hostile clients
+# ---------------------------------------------------------------------------
+
+def raw_connect(d):
+    return socket.create_connection((d.host, d.port), timeout=10)
+
+
+def closed_by_server(sock, timeout):
+    """Seconds until the server closes sock (reads and drops what it
+    sends), or None if it is still open after timeout."""
+    t0 = time.time()
+    sock.settimeout(0.05)
+    while time.time() - t0 < timeout:
+        try:
+            if sock.recv(65536) == b"":
+                return time.time() - t0
+        except socket.timeout:
+            continue
+        except OSError:  # reset
+            return time.time() - t0
+    return None
+
+
+def read_response(sock, timeout=10):
+    """(status, headers dict, body) of one HTTP response on a raw socket;
+    the server closes the connection after it."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    m = re.match(r"HTTP/1\.[01] (\d+) ", lines[0]) if lines else None
+    check(m, "no HTTP status line in %r" % data[:200])
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return int(m.group(1)), hdrs, body
+
+
+def sent_slowly(sock, data, interval, stop):
+    """Sends data one byte per interval until done, stop is set, or the
+    server closes."""
+    for i in range(len(data)):
+        if stop.is_set():
+            return
+        try:
+            sock.send(data[i:i + 1])
+        except OSError:
+            return
+        stop.wait(interval)
+
+
+@test
+def idle_and_slow_connections_do_not_block():
+    """220 idle connections and 20 sending one byte a second leave a
+    normal client's requests as prompt as ever."""
+    d = Daemon(WORK, "crowd", conf(
+        models_dir("crowd", "thy"),
+        "request_timeout_ms = 5000\nidle_timeout_ms = 5000"))
+    idle, slow, threads = [], [], []
+    stop = threading.Event()
+    try:
+        body = {"instances": [NORMAL[0]]}
+        base = d.json("POST", "/v1/models/thy/score", body)
+        for _ in range(220):
+            idle.append(raw_connect(d))
+        partial = (b"POST /v1/models/thy/score HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Type: application/json\r\n")
+        for _ in range(20):
+            s = raw_connect(d)
+            slow.append(s)
+            t = threading.Thread(target=sent_slowly,
+                                 args=(s, partial, 1.0, stop), daemon=True)
+            t.start()
+            threads.append(t)
+        # The daemon counts them from accept, idle or not.
+        deadline = time.time() + 10
+        while True:
+            n_open = d.metrics()["ebmd_connections_open"]
+            if n_open >= 241 or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        check(n_open >= 241, "ebmd_connections_open %r, wanted >= 241"
+              % n_open)
+        worst = 0.0
+        for _ in range(30):
+            t0 = time.time()
+            doc = d.json("POST", "/v1/models/thy/score", body)
+            worst = max(worst, time.time() - t0)
+            check(doc["results"] == base["results"], "a different answer")
+        print("     240 bad connections open: worst of 30 requests %.3f s"
+              % worst)
+        check(worst < 0.5, "a request took %.3f s" % worst)
+        check(d.proc.poll() is None, "ebmd died")
+    finally:
+        stop.set()
+        for s in idle + slow:
+            s.close()
+        for t in threads:
+            t.join()
+        check(d.stop() == 0, "crowd daemon exit code")
+
+
+@test
+def slow_request_dropped_after_request_timeout():
+    """A request must be read completely within request_timeout_ms from
+    its first byte, however the bytes trickle in (line, headers or body);
+    an idle connection is governed by idle_timeout_ms instead."""
+    d = Daemon(WORK, "slow", conf(
+        models_dir("slow", "thy"),
+        "request_timeout_ms = 1000\nidle_timeout_ms = 2500"))
+    stop = threading.Event()
+    try:
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 200
+        s1 = raw_connect(d)
+        body_req = (b"POST /v1/models/thy/score HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Type: application/json\r\n"
+                    b"Content-Length: 300\r\n\r\n")
+        s2 = raw_connect(d)
+        s2.sendall(body_req)
+        s3 = raw_connect(d)  # sends nothing
+        t1 = threading.Thread(target=sent_slowly,
+                              args=(s1, head, 0.25, stop), daemon=True)
+        t2 = threading.Thread(target=sent_slowly,
+                              args=(s2, b" " * 300, 0.25, stop), daemon=True)
+        t1.start()
+        t2.start()
+        results = {}
+
+        def watch(name, sock, timeout):
+            results[name] = closed_by_server(sock, timeout)
+
+        ws = [threading.Thread(target=watch, args=a) for a in
+              (("headers", s1, 5), ("body", s2, 5), ("idle", s3, 5))]
+        for w in ws:
+            w.start()
+        for w in ws:
+            w.join()
+        stop.set()
+        t1.join()
+        t2.join()
+        for name in ("headers", "body"):
+            t = results[name]
+            check(t is not None and 0.8 <= t <= 2.0,
+                  "slow %s: closed after %r s, wanted about 1 s"
+                  % (name, t))
+        t = results["idle"]
+        check(t is not None and 2.2 <= t <= 4.0,
+              "idle: closed after %r s, wanted about 2.5 s" % t)
+        m = d.metrics()
+        check(m['ebmd_connections_dropped_total{reason="request_timeout"}']
+              == 2 and
+              m['ebmd_connections_dropped_total{reason="idle_timeout"}'] == 1,
+              "drop counters: %r" % {k: v for k, v in m.items()
+                                     if "dropped" in k})
+        # A normal client on a keep-alive connection is not affected.
+        conn = http.client.HTTPConnection(d.host, d.port, timeout=10)
+        for _ in range(3):
+            conn.request("GET", "/healthz")
+            r = conn.getresponse()
+            data = r.read()
+            check(r.status == 200 and json.loads(data) == {"status": "ok"},
+                  "keep-alive request: %d %r" % (r.status, data))
+        conn.close()
+        for sock in (s1, s2, s3):
+            sock.close()
+    finally:
+        stop.set()
+        check(d.stop() == 0, "slow daemon exit code")
+
+
+@test
+def header_and_body_limits():
+    """Request line and headers over max_header_bytes: a JSON 431 and the
+    connection closed; at the limit: served. Bodies over max_body_bytes:
+    413 (JSON up to the hard cap, evhttp's own beyond)."""
+    d = Daemon(WORK, "limits", conf(models_dir("limits", "thy"),
+                                    "max_header_bytes = 4096"))
+    try:
+        # Far over: 64 KiB of one header.
+        s = raw_connect(d)
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
+                      + b"a" * 65536 + b"\r\n\r\n")
+        except OSError:
+            pass  # closed while sending: allowed
+        status, hdrs, body = read_response(s)
+        s.close()
+        check(status == 431, "64 KiB header: %d" % status)
+        check(hdrs.get("connection") == "close"
+              and hdrs.get("content-type") == "application/json",
+              "431 headers %r" % hdrs)
+        err = json.loads(body)["error"]
+        check(err["code"] == "headers_too_large"
+              and "max_header_bytes (4096 bytes)" in err["message"],
+              "431 body %r" % err)
+        # Many small headers count as much as one big one.
+        s = raw_connect(d)
+        s.sendall(b"GET /healthz HTTP/1.1\r\n"
+                  + b"".join(b"X-H%d: v\r\n" % i for i in range(1000))
+                  + b"\r\n")
+        status, _, _ = read_response(s)
+        s.close()
+        check(status == 431, "1000 headers: %d" % status)
+        # Exactly at the limit (line ends included) is served; one byte
+        # more is not.
+        line = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        pad = 4096 - len(line) - len(b"X: \r\n\r\n")
+        for extra, want in ((0, 200), (1, 431)):
+            s = raw_connect(d)
+            s.sendall(line + b"X: " + b"a" * (pad + extra) + b"\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            status, _, _ = read_response(s)
+            s.close()
+            check(status == want, "headers of %d bytes: %d, wanted %d"
+                  % (4096 + extra, status, want))
+        # Bodies: max_body_bytes is 65536 in these tests.
+        p = "/v1/models/thy/score"
+        doc = json.dumps({"instances": [NORMAL[0]]})
+        exact = doc[:-1] + " " * (65536 - len(doc)) + "}"
+        check(len(exact) == 65536, "test body size")
+        d.json("POST", p, exact, {"Content-Type": "application/json"})
+        d.error("POST", p, exact + " ", {"Content-Type": "application/json"},
+                413, "body_too_large", "65537 bytes")
+        status, _, _ = d.request("POST", p, "x" * 400000,
+                                 {"Content-Type": "application/json"})
+        check(status == 413, "400 kB body: %d" % status)
+        m = d.metrics()
+        check(m['ebmd_connections_dropped_total{reason="headers_too_large"}']
+              == 3, "431 counter %r"
+              % m['ebmd_connections_dropped_total{reason="headers_too_large"}'])
+        check(d.proc.poll() is None, "ebmd died")
+    finally:
+        check(d.stop() == 0, "limits daemon exit code")
+
+
+@test
+def connection_cap_counts_idle_connections():
+    """max_connections counts connections from accept: idle ones hold
+    their place until idle_timeout_ms closes them."""
+    d = Daemon(WORK, "cap", conf(
+        models_dir("cap", "thy"),
+        "threads = 1\nmax_connections = 4\nidle_timeout_ms = 800",
+        ).replace("threads = 2\n", ""))
+    socks = []
+    try:
+        for _ in range(4):
+            socks.append(raw_connect(d))
+        d.wait_log(r"warn.*worker 0: 4 connections open \(its share of "
+                   r"max_connections\)", 0, 5)
+        t0 = time.time()
+        d.json("GET", "/healthz")
+        waited = time.time() - t0
+        check(0.5 <= waited <= 3.0,
+              "a fifth connection was answered after %.2f s, wanted about "
+              "0.8 s (when the idle ones are closed)" % waited)
+        for s in socks:
+            check(closed_by_server(s, 1) is not None,
+                  "an idle connection is still open")
+        m = d.metrics()
+        check(m['ebmd_connections_dropped_total{reason="idle_timeout"}']
+              >= 4, "idle drops %r" % m)
+    finally:
+        for s in socks:
+            s.close()
+        check(d.stop() == 0, "cap daemon exit code")
+
+
+@test
+def out_of_descriptors_does_not_spin():
+    """With the open-file limit too low for max_connections, ebmd says so;
+    when accept() then fails (EMFILE) it pauses accepting instead of
+    spinning, and serves again once descriptors are free."""
+    d = Daemon(WORK, "nofile", conf(models_dir("nofile", "thy"),
+                                    "idle_timeout_ms = 60000"),
+               nofile=(64, 64))
+    socks = []
+    try:
+        d.wait_log(r"warn.*max_connections = 1024, but the open-file limit "
+                   r"is 64 \(hard limit 64\)", 0, 1)
+        for _ in range(100):
+            socks.append(raw_connect(d))
+        d.wait_log(r"warn.*cannot accept a connection: Too many open files",
+                   0, 5)
+
+        def cpu():
+            with open("/proc/%d/stat" % d.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf(
+                "SC_CLK_TCK")
+
+        c0, t0 = cpu(), time.time()
+        time.sleep(1.0)
+        used = (cpu() - c0) / (time.time() - t0)
+        check(used < 0.3, "ebmd used %.0f%% of a CPU while out of "
+              "descriptors" % (100 * used))
+        for s in socks:
+            s.close()
+        socks = []
+        t0 = time.time()
+        d.json("GET", "/healthz")
+        check(time.time() - t0 < 2, "served %.2f s after descriptors were "
+              "freed" % (time.time() - t0))
+    finally:
+        for s in socks:
+            s.close()
+        check(d.stop() == 0, "nofile daemon exit code")
+
+
+# ---------------------------------------------------------------------------
 # Reloads
 # ---------------------------------------------------------------------------
+
+@test
+def launch_only_keys_kept_on_reload():
+    """The HTTP server is built with the [server] limits: a SIGHUP that
+    changes them says so and keeps the old values in force."""
+    models = models_dir("launch-only", "thy")
+    d = Daemon(WORK, "launch-only", conf(models))
+    try:
+        big = json.dumps({"instances": [NORMAL[0]], "pad": "x" * 70000})
+        hdrs = {"Content-Type": "application/json"}
+        d.error("POST", "/v1/models/thy/score", big, hdrs, 413)
+        with open(d.conf, "w") as f:
+            f.write(conf(models, "request_timeout_ms = 900\n"
+                                 "idle_timeout_ms = 900\n"
+                                 "max_connections = 7\n"
+                                 "max_header_bytes = 2048")
+                    .replace("max_rows = 50", "max_rows = 60")
+                    .replace("max_body_bytes = 65536",
+                             "max_body_bytes = 1048576"))
+        start = d.mark()
+        d.reload()
+        for key in ("max_body_bytes", "request_timeout_ms", "idle_timeout_ms",
+                    "max_connections", "max_header_bytes"):
+            d.wait_log(r"warn.*\[server\] %s changed; it takes effect at "
+                       r"the next restart" % key, start, 1)
+        with d.cond:
+            after = [l for l in d.lines[start:] if l is not None]
+        check(not any("max_rows changed" in l for l in after),
+              "max_rows is reloadable: %r" % after)
+        d.error("POST", "/v1/models/thy/score", big, hdrs, 413,
+                message="at most 65536")
+        # max_rows did change (50 -> 60).
+        score(d, "thy", [NORMAL[0]] * 60)
+    finally:
+        check(d.stop() == 0, "launch-only daemon exit code")
+
 
 @test
 def empty_then_sighup():
