@@ -244,6 +244,7 @@ void ebm_http_metrics_request(struct ebm_http_metrics *m, size_t slot,
 enum ebm_http_drop {
 	EBM_HTTP_DROP_REQUEST_TIMEOUT = 0, /* request not read in time */
 	EBM_HTTP_DROP_IDLE_TIMEOUT,        /* no request within idle time */
+	EBM_HTTP_DROP_WRITE_TIMEOUT,       /* response not read in time */
 	EBM_HTTP_DROP_HEADERS_TOO_LARGE,   /* answered 431 and closed */
 	EBM_HTTP_DROP_COUNT
 };

@@ -56,6 +56,7 @@ struct slot {
 static const char *const drop_labels[EBM_HTTP_DROP_COUNT] = {
 	[EBM_HTTP_DROP_REQUEST_TIMEOUT] = "request_timeout",
 	[EBM_HTTP_DROP_IDLE_TIMEOUT] = "idle_timeout",
+	[EBM_HTTP_DROP_WRITE_TIMEOUT] = "write_timeout",
 	[EBM_HTTP_DROP_HEADERS_TOO_LARGE] = "headers_too_large",
 };
 
@@ -332,9 +333,10 @@ static void render_connections(struct ebm_http_metrics *m,
 			"# TYPE ebmd_connections_open gauge\n"
 			"ebmd_connections_open %lld\n"
 			"# HELP ebmd_connections_dropped_total Connections closed by "
-			"ebmd: a request not read within request_timeout_ms, no "
-			"request within idle_timeout_ms, or headers over "
-			"max_header_bytes (answered 431).\n"
+			"ebmd: a request not received within request_timeout_ms, no "
+			"request within idle_timeout_ms, a response not read for "
+			"request_timeout_ms, or headers over max_header_bytes "
+			"(answered 431).\n"
 			"# TYPE ebmd_connections_dropped_total counter\n",
 			(long long)(open > 0 ? open : 0));
 	for (size_t k = 0; k < EBM_HTTP_DROP_COUNT; k++) {

@@ -44,9 +44,14 @@
  *     headers, body) within request_timeout_ms, however the bytes trickle
  *     in; else the connection is closed. evhttp's own timeout only
  *     measures inactivity, which one byte a second never triggers.
- *   - While a response is written, evhttp's inactivity timeout is
- *     request_timeout_ms; otherwise it is the larger of the two timeouts,
- *     a backstop behind the timers above.
+ *   - A response being written must make progress at least every
+ *     request_timeout_ms.
+ *   - Time the worker spends answering (a request is answered
+ *     synchronously, and the loop reads and writes nothing meanwhile) is
+ *     not charged to the other connections: a deadline that falls due
+ *     is first moved on by the worker's busy time since it was set.
+ *     evhttp's own timeouts would charge it, so for tracked connections
+ *     they are set out of the way (TRACKED_BACKSTOP_S).
  *
  * Graceful stop: the stop event of each worker has the lowest priority,
  * so the worker first answers every request it has already read; then it
@@ -83,13 +88,16 @@
 #define LISTEN_BACKLOG 511
 #define ACCEPT_BACKOFF_MS 100
 #define LINGER_MS 1000
+/* evhttp's inactivity timeout on connections our timers look after. */
+#define TRACKED_BACKSTOP_S 86400
 
 struct worker;
 
 enum conn_phase {
 	CONN_IDLE = 0,   /* waiting for a request: idle_timeout_ms */
 	CONN_READING,    /* a request has begun: request_timeout_ms in all */
-	CONN_BUSY,       /* request complete, answering and writing */
+	CONN_BUSY,       /* request complete, answering and writing: the
+	                  * response must progress every request_timeout_ms */
 	CONN_REJECTED,   /* 431 sent; dropping input until LINGER_MS */
 };
 
@@ -101,7 +109,9 @@ struct conn {
 	struct bufferevent *bev;
 	struct event *timer;
 	struct evbuffer_cb_entry *input_cb;
+	struct evbuffer_cb_entry *output_cb;
 	enum conn_phase phase;
+	uint64_t busy_mark;           /* wk->busy_ns when the timer was set */
 	size_t index;                 /* in wk->conns */
 	/* the current request's line and headers, as they arrive */
 	size_t hdr_bytes;             /* up to and including the empty line */
@@ -139,7 +149,10 @@ struct worker {
 	bool warned_accept;
 	struct timeval idle_tv;       /* idle_timeout_ms */
 	struct timeval request_tv;    /* request_timeout_ms */
-	struct timeval backstop_tv;   /* the larger of the two */
+	struct timeval backstop_tv;   /* untracked connections (no memory):
+	                               * the larger of the two, plus 1 s */
+	struct timeval tracked_tv;    /* TRACKED_BACKSTOP_S */
+	uint64_t busy_ns;             /* time spent answering, in total */
 	struct timeval linger_tv;
 	char *answer_431;             /* the whole HTTP response */
 	size_t answer_431_len;
@@ -357,34 +370,46 @@ static struct conn *find_conn(struct worker *wk,
 	return NULL;
 }
 
-/* Enters a phase: its deadline, and evhttp's inactivity timeout. */
+static void arm(struct conn *c, const struct timeval *tv)
+{
+	c->busy_mark = c->wk->busy_ns;
+	event_add(c->timer, tv);
+}
+
+/* Enters a phase and sets its deadline. */
 static void set_phase(struct conn *c, enum conn_phase phase)
 {
 	struct worker *wk = c->wk;
-	enum conn_phase old = c->phase;
 	c->phase = phase;
 	switch (phase) {
 	case CONN_IDLE:
-		event_add(c->timer, &wk->idle_tv);
+		arm(c, &wk->idle_tv);
 		break;
 	case CONN_READING:
 		c->hdr_bytes = 0;
 		c->hdr_lines = 0;
 		c->hdr_line_nonempty = false;
 		c->hdr_done = false;
-		event_add(c->timer, &wk->request_tv);
+		arm(c, &wk->request_tv);
 		break;
 	case CONN_BUSY:
+		/* Armed once the answer is queued (on_request). */
 		event_del(c->timer);
 		break;
 	case CONN_REJECTED:
-		event_add(c->timer, &wk->linger_tv);
+		arm(c, &wk->linger_tv);
 		break;
 	}
-	if (phase == CONN_BUSY) {
-		evhttp_connection_set_timeout_tv(c->evcon, &wk->request_tv);
-	} else if (old == CONN_BUSY) {
-		evhttp_connection_set_timeout_tv(c->evcon, &wk->backstop_tv);
+}
+
+/* Bytes of a response left for the client: it is still reading. */
+static void on_output(struct evbuffer *buf,
+		const struct evbuffer_cb_info *info, void *arg)
+{
+	(void)buf;
+	struct conn *c = arg;
+	if (info->n_deleted > 0 && c->phase == CONN_BUSY) {
+		arm(c, &c->wk->request_tv);
 	}
 }
 
@@ -510,17 +535,34 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct conn *c = arg;
 	struct worker *wk = c->wk;
-	if (c->phase == CONN_BUSY) {
-		return;  /* (not armed while busy) */
+	uint64_t owed = wk->busy_ns - c->busy_mark;
+	if (owed >= 1000000 && c->phase != CONN_REJECTED) {
+		/* The worker was answering other requests meanwhile: that time
+		 * is not the client's. */
+		struct timeval tv = {
+			.tv_sec = (time_t)(owed / 1000000000u),
+			.tv_usec = (suseconds_t)(owed % 1000000000u / 1000u),
+		};
+		c->busy_mark = wk->busy_ns;
+		event_add(c->timer, &tv);
+		return;
 	}
+	static const struct {
+		enum ebm_http_drop why;
+		const char *what;
+	} reasons[] = {
+		[CONN_IDLE] = { EBM_HTTP_DROP_IDLE_TIMEOUT,
+			"no request within idle_timeout_ms" },
+		[CONN_READING] = { EBM_HTTP_DROP_REQUEST_TIMEOUT,
+			"request not complete within request_timeout_ms" },
+		[CONN_BUSY] = { EBM_HTTP_DROP_WRITE_TIMEOUT,
+			"response not read for request_timeout_ms" },
+	};
 	if (c->phase != CONN_REJECTED) {
-		bool reading = c->phase == CONN_READING;
-		ebm_http_metrics_drop(wk->w.metrics, wk->w.index, reading
-				? EBM_HTTP_DROP_REQUEST_TIMEOUT
-				: EBM_HTTP_DROP_IDLE_TIMEOUT);
+		ebm_http_metrics_drop(wk->w.metrics, wk->w.index,
+				reasons[c->phase].why);
 		ebm_log_debug("worker %zu: closing a connection: %s", wk->w.index,
-				reading ? "request not complete within request_timeout_ms"
-				: "no request within idle_timeout_ms");
+				reasons[c->phase].what);
 	}
 	/* Calls on_conn_close, which frees c. */
 	evhttp_connection_free(c->evcon);
@@ -535,6 +577,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 		wk->pending--;  /* its response will never be written */
 	}
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->input_cb);
+	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->output_cb);
 	event_free(c->timer);
 	struct conn *last = wk->conns[--wk->n_conns];
 	wk->conns[c->index] = last;
@@ -594,13 +637,20 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg)
 			c->timer = evtimer_new(wk->base, on_deadline, c);
 			c->input_cb = evbuffer_add_cb(bufferevent_get_input(bev),
 					on_input, c);
-			if (c->timer == NULL || c->input_cb == NULL) {
+			c->output_cb = evbuffer_add_cb(bufferevent_get_output(bev),
+					on_output, c);
+			if (c->timer == NULL || c->input_cb == NULL
+					|| c->output_cb == NULL) {
 				if (c->timer != NULL) {
 					event_free(c->timer);
 				}
 				if (c->input_cb != NULL) {
 					evbuffer_remove_cb_entry(bufferevent_get_input(bev),
 							c->input_cb);
+				}
+				if (c->output_cb != NULL) {
+					evbuffer_remove_cb_entry(bufferevent_get_output(bev),
+							c->output_cb);
 				}
 				free(c);
 				c = NULL;
@@ -623,7 +673,7 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg)
 			c->index = wk->n_conns;
 			wk->conns[wk->n_conns++] = c;
 			evhttp_connection_set_closecb(evcon, on_conn_close, c);
-			evhttp_connection_set_timeout_tv(evcon, &wk->backstop_tv);
+			evhttp_connection_set_timeout_tv(evcon, &wk->tracked_tv);
 			c->phase = CONN_IDLE;
 			start_reading_buffered(c);
 		}
@@ -692,13 +742,23 @@ static void on_complete(struct evhttp_request *req, void *arg)
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct worker *wk = arg;
-	struct conn *c = find_conn(wk, evhttp_request_get_connection(req));
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct conn *c = find_conn(wk, evcon);
 	if (c != NULL) {
 		set_phase(c, CONN_BUSY);
 	}
 	wk->pending++;
 	evhttp_request_set_on_complete_cb(req, on_complete, wk);
+	double t0 = ebm_now();
 	ebm_http_route(&wk->w, req);
+	double dt = ebm_now() - t0;
+	wk->busy_ns += dt > 0 ? (uint64_t)(dt * 1e9) : 0;
+	/* The answer is queued; now it must be read. (Looked up again: the
+	 * connection is not freed during the route, but cheap to be sure.) */
+	c = find_conn(wk, evcon);
+	if (c != NULL && c->phase == CONN_BUSY) {
+		arm(c, &wk->request_tv);
+	}
 }
 
 static void finish_drain(struct worker *wk)
@@ -814,6 +874,7 @@ static enum ebm_status worker_init(struct ebm_http_server *s,
 	/* Behind our own timers, never before them. */
 	wk->backstop_tv = ms_to_tv((o->idle_timeout_ms > o->request_timeout_ms
 			? o->idle_timeout_ms : o->request_timeout_ms) + 1000);
+	wk->tracked_tv = (struct timeval){ .tv_sec = TRACKED_BACKSTOP_S };
 	evhttp_set_timeout_tv(wk->http, &wk->backstop_tv);
 	evhttp_set_bevcb(wk->http, make_bev, wk);
 	wk->adopt_ev = event_new(wk->base, -1, 0, on_adopt, wk);

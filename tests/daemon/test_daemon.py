@@ -913,6 +913,59 @@ def slow_request_dropped_after_request_timeout():
 
 
 @test
+def unread_response_dropped():
+    """A client that stops reading its responses is dropped once they have
+    made no progress for request_timeout_ms (more than the socket buffers
+    hold: seven pipelined requests of 10000 rows, about 6 MB)."""
+    d = Daemon(WORK, "unread", conf(
+        models_dir("unread", "thy"),
+        "request_timeout_ms = 800").replace("max_rows = 50",
+                                            "max_rows = 10000")
+        .replace("max_body_bytes = 65536", "max_body_bytes = 67108864"))
+    try:
+        body = json.dumps({"instances": (ROWS * 25)[:10000]}).encode()
+        req = (b"POST /v1/models/thy/score HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((d.host, d.port))
+
+        def send():
+            try:
+                s.sendall(req * 7)
+            except OSError:
+                pass  # dropped while sending: fine
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        key = 'ebmd_connections_dropped_total{reason="write_timeout"}'
+        deadline = time.time() + 60
+        while d.metrics()[key] == 0 and time.time() < deadline:
+            time.sleep(0.2)
+        check(d.metrics()[key] == 1, "no write_timeout drop within 60 s")
+        data = b""
+        s.settimeout(10)
+        while True:
+            try:
+                chunk = s.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        sender.join(10)
+        n = data.count(b"HTTP/1.1 200 OK")
+        check(1 <= n < 7, "%d of the 7 responses started" % n)
+        # A client that reads is not affected.
+        doc = d.json("POST", "/v1/models/thy/score", body.decode())
+        check(len(doc["results"]) == 10000, "10000 results")
+    finally:
+        check(d.stop() == 0, "unread daemon exit code")
+
+
+@test
 def header_and_body_limits():
     """Request line and headers over max_header_bytes: a JSON 431 and the
     connection closed; at the limit: served. Bodies over max_body_bytes:
