@@ -20,6 +20,7 @@ PACKAGES="
 	python3
 	clang
 	libclang-rt-14-dev
+	valgrind
 "
 
 missing=""
