@@ -46,12 +46,16 @@
  *     measures inactivity, which one byte a second never triggers.
  *   - A response being written must make progress at least every
  *     request_timeout_ms.
- *   - Time the worker spends answering (a request is answered
- *     synchronously, and the loop reads and writes nothing meanwhile) is
- *     not charged to the other connections: a deadline that falls due
- *     is first moved on by the worker's busy time since it was set.
- *     evhttp's own timeouts would charge it, so for tracked connections
- *     they are set out of the way (TRACKED_BACKSTOP_S).
+ *   - A long answer blocks the worker (a request is answered
+ *     synchronously, and the loop reads and writes nothing meanwhile); that
+ *     time is not charged to the other connections: a deadline that falls
+ *     due is first moved on by the time the worker spent in answers of at
+ *     least BLOCKED_MIN_MS since it was set. Shorter answers do not count:
+ *     between them the loop serves every connection, and counting them
+ *     would let a steady load of small requests suspend the deadlines (and
+ *     shelter slow clients). evhttp's own timeouts would charge it all, so
+ *     for tracked connections they are set out of the way
+ *     (TRACKED_BACKSTOP_S).
  *
  * Graceful stop: the stop event of each worker has the lowest priority,
  * so the worker first answers every request it has already read; then it
@@ -90,6 +94,8 @@
 #define LINGER_MS 1000
 /* evhttp's inactivity timeout on connections our timers look after. */
 #define TRACKED_BACKSTOP_S 86400
+/* Answers at least this long are time the other connections are owed. */
+#define BLOCKED_MIN_MS 50
 
 struct worker;
 
@@ -111,7 +117,7 @@ struct conn {
 	struct evbuffer_cb_entry *input_cb;
 	struct evbuffer_cb_entry *output_cb;
 	enum conn_phase phase;
-	uint64_t busy_mark;           /* wk->busy_ns when the timer was set */
+	uint64_t busy_mark;           /* wk->blocked_ns when the timer was set */
 	size_t index;                 /* in wk->conns */
 	/* the current request's line and headers, as they arrive */
 	size_t hdr_bytes;             /* up to and including the empty line */
@@ -152,7 +158,8 @@ struct worker {
 	struct timeval backstop_tv;   /* untracked connections (no memory):
 	                               * the larger of the two, plus 1 s */
 	struct timeval tracked_tv;    /* TRACKED_BACKSTOP_S */
-	uint64_t busy_ns;             /* time spent answering, in total */
+	uint64_t blocked_ns;          /* time in answers of BLOCKED_MIN_MS or
+	                               * more, in total */
 	struct timeval linger_tv;
 	char *answer_431;             /* the whole HTTP response */
 	size_t answer_431_len;
@@ -372,7 +379,7 @@ static struct conn *find_conn(struct worker *wk,
 
 static void arm(struct conn *c, const struct timeval *tv)
 {
-	c->busy_mark = c->wk->busy_ns;
+	c->busy_mark = c->wk->blocked_ns;
 	event_add(c->timer, tv);
 }
 
@@ -535,15 +542,15 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct conn *c = arg;
 	struct worker *wk = c->wk;
-	uint64_t owed = wk->busy_ns - c->busy_mark;
+	uint64_t owed = wk->blocked_ns - c->busy_mark;
 	if (owed >= 1000000 && c->phase != CONN_REJECTED) {
-		/* The worker was answering other requests meanwhile: that time
+		/* The worker was blocked in long answers meanwhile: that time
 		 * is not the client's. */
 		struct timeval tv = {
 			.tv_sec = (time_t)(owed / 1000000000u),
 			.tv_usec = (suseconds_t)(owed % 1000000000u / 1000u),
 		};
-		c->busy_mark = wk->busy_ns;
+		c->busy_mark = wk->blocked_ns;
 		event_add(c->timer, &tv);
 		return;
 	}
@@ -752,7 +759,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	double t0 = ebm_now();
 	ebm_http_route(&wk->w, req);
 	double dt = ebm_now() - t0;
-	wk->busy_ns += dt > 0 ? (uint64_t)(dt * 1e9) : 0;
+	if (dt >= BLOCKED_MIN_MS / 1e3) {
+		wk->blocked_ns += (uint64_t)(dt * 1e9);
+	}
 	/* The answer is queued; now it must be read. (Looked up again: the
 	 * connection is not freed during the route, but cheap to be sure.) */
 	c = find_conn(wk, evcon);

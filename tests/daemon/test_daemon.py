@@ -931,6 +931,50 @@ def slow_request_dropped_after_request_timeout():
 
 
 @test
+def long_answer_not_charged_to_neighbours():
+    """While one worker is blocked in a long answer it reads nothing; a
+    request that was arriving meanwhile is not dropped for it."""
+    d = Daemon(WORK, "blocked", conf(
+        models_dir("blocked", "thy"),
+        "threads = 1\nrequest_timeout_ms = %d" % int(150 * SLOW))
+        .replace("threads = 2\n", "")
+        .replace("max_rows = 50", "max_rows = 10000")
+        .replace("max_body_bytes = 65536", "max_body_bytes = 67108864"))
+    try:
+        heavy = json.dumps({"instances": (ROWS * 25)[:10000 if SLOW == 1
+                                                    else 1000],
+                            "explain": True})
+        body = json.dumps({"instances": (ROWS * 10)[:4000]}).encode()
+        a = raw_connect(d)
+        a.sendall(b"POST /v1/models/thy/score HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        b_result = []
+        tb = threading.Thread(target=lambda: b_result.append(d.request(
+            "POST", "/v1/models/thy/score", heavy,
+            {"Content-Type": "application/json"})[0]))
+        tb.start()
+        # The heavy request is read within milliseconds; its answer takes
+        # far longer than request_timeout_ms, and meanwhile the rest of
+        # the first request arrives.
+        time.sleep(0.05)
+        ta = threading.Thread(target=a.sendall, args=(body,))
+        ta.start()
+        status, _, data = read_response(a, 120)
+        ta.join()
+        tb.join()
+        a.close()
+        check(status == 200 and len(json.loads(data)["results"]) == 4000,
+              "the request arriving during the long answer: %d" % status)
+        check(b_result == [200], "the long answer: %r" % b_result)
+        m = d.metrics()
+        check(m['ebmd_connections_dropped_total{reason="request_timeout"}']
+              == 0, "a request_timeout drop")
+    finally:
+        check(d.stop() == 0, "blocked daemon exit code")
+
+
+@test
 def unread_response_dropped():
     """A client that stops reading its responses is dropped once they have
     made no progress for request_timeout_ms (more than the socket buffers
