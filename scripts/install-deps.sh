@@ -23,7 +23,9 @@ BUILD="
 	check
 "
 # Testing: python3 drives the daemon's integration tests, systemd provides
-# systemd-analyze for the unit checks, clang + compiler-rt build libFuzzer.
+# systemd-analyze for the unit checks, clang + compiler-rt build libFuzzer;
+# wrk and curl drive the benchmarks in bench/, valgrind scripts/test.sh
+# --valgrind.
 TEST="
 	systemd
 	python3
@@ -31,6 +33,7 @@ TEST="
 	libclang-rt-14-dev
 	wrk
 	curl
+	valgrind
 "
 
 case "${1:-}" in

@@ -7,16 +7,22 @@
 #   scripts/test.sh            everything
 #   scripts/test.sh --no-asan  the normal build only (quicker while editing)
 #   scripts/test.sh --no-fuzz  skip the fuzzing stage
+#   scripts/test.sh --valgrind also run the daemon's integration tests with
+#                              ebmd under valgrind (scripts/valgrind-daemon.sh,
+#                              about 2 minutes more on 2 cores)
 set -eu
 cd "$(dirname "$0")/.."
 
 asan=1
 fuzz=1
+valgrind=0
 for arg in "$@"; do
 	case "$arg" in
 	--no-asan) asan=0 ;;
 	--no-fuzz) fuzz=0 ;;
-	*) echo "usage: scripts/test.sh [--no-asan] [--no-fuzz]" >&2; exit 2 ;;
+	--valgrind) valgrind=1 ;;
+	*) echo "usage: scripts/test.sh [--no-asan] [--no-fuzz] [--valgrind]" >&2
+		exit 2 ;;
 	esac
 done
 
@@ -88,6 +94,15 @@ if [ "$fuzz" = 1 ]; then
 		fi
 		rm -rf "$corpus"
 	done
+fi
+
+if [ "$valgrind" = 1 ]; then
+	if scripts/valgrind-daemon.sh; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		status=1
+	fi
 fi
 
 echo "tests: $passed passed, $failed failed"

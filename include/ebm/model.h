@@ -100,9 +100,13 @@ enum ebm_status ebm_model_write_buffer(const struct ebm_model *m,
 		void **out_data, size_t *out_size, struct ebm_error *err);
 
 /*
- * Writes atomically: a temporary file in the target's directory, fsync,
- * rename over `path`, fsync of the directory. On failure the temporary file
- * is removed and any existing `path` is untouched.
+ * Writes atomically: a temporary file in the target's directory (created
+ * anonymous with O_TMPFILE where supported, named only once complete),
+ * fsync, rename over `path`, fsync of the directory. On failure the
+ * temporary file is removed and any existing `path` is untouched. After a
+ * success, stale temporary files of earlier writes of `path` that were
+ * killed (".NAME.tmp-<12 hex>", older than 60 s, not locked by a live
+ * writer) are removed; docs/model-format.md section 6 has the details.
  */
 enum ebm_status ebm_model_write_file(const struct ebm_model *m,
 		const char *path, struct ebm_error *err);

@@ -78,19 +78,19 @@ static const struct directive directives[] = {
 	{SEC_SERVER, "threads", "threads", TYPE_UINT, "0",
 		0, 256, CONF(threads), 0, false},
 	{SEC_SERVER, "max_body_bytes", "max_body_bytes", TYPE_UINT64, "8388608",
-		1024, 1073741824, CONF(max_body_bytes), 0, true},
+		1024, 1073741824, CONF(max_body_bytes), 0, false},
 	{SEC_SERVER, "max_rows", "max_rows", TYPE_UINT, "10000",
 		1, 1000000, CONF(max_rows), 0, true},
 	{SEC_SERVER, "request_timeout_ms", "request_timeout_ms", TYPE_UINT, "5000",
-		1, 3600000, CONF(request_timeout_ms), 0, true},
+		1, 3600000, CONF(request_timeout_ms), 0, false},
 	{SEC_SERVER, "auth_token_file", "auth_token_file", TYPE_STRING, NULL,
 		0, 0, CONF(auth_token_file), 0, true},
 	{SEC_SERVER, "max_connections", "max_connections", TYPE_UINT, "1024",
-		1, 100000, CONF(max_connections), 0, true},
+		1, 100000, CONF(max_connections), 0, false},
 	{SEC_SERVER, "max_header_bytes", "max_header_bytes", TYPE_UINT, "16384",
-		1024, 1048576, CONF(max_header_bytes), 0, true},
+		1024, 1048576, CONF(max_header_bytes), 0, false},
 	{SEC_SERVER, "idle_timeout_ms", "idle_timeout_ms", TYPE_UINT, "30000",
-		1, 3600000, CONF(idle_timeout_ms), 0, true},
+		1, 3600000, CONF(idle_timeout_ms), 0, false},
 	{SEC_MODELS, "dir", "models_dir", TYPE_STRING, "models",
 		0, 0, CONF(models_dir), 0, true},
 	{SEC_MODELS, "alpha", "alpha", TYPE_ALPHA, NULL,
@@ -1044,7 +1044,7 @@ static void wipe(void *p, size_t n)
 }
 
 enum ebm_status ebm_conf_read_token(const char *path, char **token,
-		bool *world_readable, struct ebm_error *err)
+		unsigned *mode, struct ebm_error *err)
 {
 	char *text;
 	size_t n;
@@ -1082,8 +1082,8 @@ enum ebm_status ebm_conf_read_token(const char *path, char **token,
 		*token = ebm_xmalloc(len + 1);
 		memcpy(*token, s, len);
 		(*token)[len] = '\0';
-		if (world_readable != NULL) {
-			*world_readable = (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
+		if (mode != NULL) {
+			*mode = (unsigned)(st.st_mode & 07777);
 		}
 	}
 	wipe(text, n);

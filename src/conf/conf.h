@@ -126,8 +126,10 @@ const struct ebm_conf_compose *ebm_conf_find_compose(const struct ebm_conf *c,
 		const char *name);
 
 /*
- * True when a key may change on SIGHUP; launch-only keys (listen, threads)
- * keep their old values on reload, with a log line from the daemon.
+ * True when a key may change on SIGHUP; launch-only keys (listen, threads,
+ * max_body_bytes, request_timeout_ms, max_connections, max_header_bytes,
+ * idle_timeout_ms: the HTTP server is built with them) keep their old
+ * values on reload, with a log line from the daemon.
  */
 bool ebm_conf_reloadable(const char *section, const char *key);
 
@@ -152,14 +154,15 @@ bool ebm_conf_parse_listen(const char *s, char **host, unsigned *port);
 /*
  * Reads the auth token: the first line of path with surrounding white
  * space removed. On success *token is malloc'ed (free() it) and, when
- * world_readable is not NULL, it is set to whether group or others may read
- * the file (the daemon warns). On failure *token is NULL: EBM_STATUS_IO
+ * mode is not NULL, *mode gets the file's permission bits (st_mode & 07777;
+ * the daemon warns when mode & 077, i.e. group or others have any access).
+ * On failure *token is NULL: EBM_STATUS_IO
  * "cannot read 'PATH': strerror" (or ": not a regular file"),
  * EBM_STATUS_LIMIT "token file 'PATH' is larger than 4096 bytes",
  * EBM_STATUS_FORMAT "token file 'PATH': the first line is empty" or
  * "token file 'PATH': the token contains a control character".
  */
 enum ebm_status ebm_conf_read_token(const char *path, char **token,
-		bool *world_readable, struct ebm_error *err);
+		unsigned *mode, struct ebm_error *err);
 
 #endif

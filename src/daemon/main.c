@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <sys/inotify.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 
@@ -186,17 +187,19 @@ static bool load_conf(const struct daemon *d, struct ebm_conf *c)
 static char *read_token(const char *path)
 {
 	char *token = NULL;
-	bool world_readable = false;
+	unsigned mode = 0;
 	struct ebm_error err;
 	ebm_error_clear(&err);
-	if (ebm_conf_read_token(path, &token, &world_readable, &err)
-			!= EBM_STATUS_OK) {
+	if (ebm_conf_read_token(path, &token, &mode, &err) != EBM_STATUS_OK) {
 		ebm_log_error("[server] auth_token_file: %s", err.message);
 		return NULL;
 	}
-	if (world_readable) {
-		ebm_log_warn("[server] auth_token_file '%s' can be read by group "
-				"or others; make it readable by ebmd only", path);
+	/* Any access by group or others: reading leaks the token, writing
+	 * lets them choose it. */
+	if ((mode & 077) != 0) {
+		ebm_log_warn("[server] auth_token_file '%s' has mode %04o: group "
+				"or others can access it; make it readable by ebmd only "
+				"(chmod 600)", path, mode);
 	}
 	return token;
 }
@@ -501,6 +504,44 @@ static void on_force(evutil_socket_t fd, short what, void *arg)
 	_exit(EXIT_FAILURE);
 }
 
+/*
+ * Every connection is a file descriptor. Raises the soft open-file limit
+ * (up to the hard one) to leave room for max_connections, plus the
+ * daemon's own: stdio, the listening socket, inotify, each worker's event
+ * base and notification pair, a model file being read. Without it the
+ * usual soft limit of 1024 would refuse connections (EMFILE) well below
+ * the default max_connections. Says so when even the hard limit is short.
+ */
+static void ensure_fd_limit(unsigned max_connections, unsigned threads)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		return;
+	}
+	rlim_t want = (rlim_t)max_connections + 16 + 2 * (rlim_t)threads;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want) {
+		return;
+	}
+	rlim_t target = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+			? want : rl.rlim_max;
+	struct rlimit raised = { .rlim_cur = target, .rlim_max = rl.rlim_max };
+	if (target > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+		ebm_log_info("open-file limit raised from %llu to %llu for "
+				"max_connections = %u", (unsigned long long)rl.rlim_cur,
+				(unsigned long long)target, max_connections);
+		rl.rlim_cur = target;
+	}
+	if (rl.rlim_cur < want) {
+		ebm_log_warn("[server] max_connections = %u, but the open-file "
+				"limit is %llu (hard limit %llu): about %llu connections "
+				"can be open at once; raise LimitNOFILE= or ulimit -n",
+				max_connections, (unsigned long long)rl.rlim_cur,
+				(unsigned long long)rl.rlim_max,
+				(unsigned long long)(rl.rlim_cur > want - max_connections
+				? rl.rlim_cur - (want - max_connections) : 0));
+	}
+}
+
 /* How long a worker waits for its responses to be written once it stops:
  * the request timeout, at most MAX_DRAIN_MS. */
 static unsigned drain_ms(const struct ebm_conf *c)
@@ -640,6 +681,7 @@ static int run(struct daemon *d)
 		}
 	}
 	unsigned threads = resolve_threads(d->conf.threads);
+	ensure_fd_limit(d->conf.max_connections, threads);
 	struct ebm_http_options o = {
 		.listen = d->conf.listen,
 		.threads = threads,

@@ -261,6 +261,24 @@ void ebm_http_metrics_reload(struct ebm_http_metrics *m, bool ok);
 void ebm_http_metrics_request(struct ebm_http_metrics *m, size_t slot,
 		enum ebm_http_endpoint ep, int status, double seconds);
 
+/* Why the server closed a connection on its own. */
+enum ebm_http_drop {
+	EBM_HTTP_DROP_REQUEST_TIMEOUT = 0, /* request not read in time */
+	EBM_HTTP_DROP_IDLE_TIMEOUT,        /* no request within idle time */
+	EBM_HTTP_DROP_WRITE_TIMEOUT,       /* response not read in time */
+	EBM_HTTP_DROP_HEADERS_TOO_LARGE,   /* answered 431 and closed */
+	EBM_HTTP_DROP_COUNT
+};
+
+/* Connections of a worker: `delta` opened (+1) or closed (-1)
+ * (ebmd_connections_open); single writer per slot. */
+void ebm_http_metrics_connection(struct ebm_http_metrics *m, size_t slot,
+		int delta);
+
+/* One connection closed by the server (ebmd_connections_dropped_total). */
+void ebm_http_metrics_drop(struct ebm_http_metrics *m, size_t slot,
+		enum ebm_http_drop why);
+
 /* The text exposition format (version 0.0.4) into b. */
 void ebm_http_metrics_render(struct ebm_http_metrics *m, size_t models_loaded,
 		struct ebm_http_buf *b);

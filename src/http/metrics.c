@@ -49,6 +49,15 @@ struct slot {
 	atomic_uint_fast64_t bucket[EBM_HTTP_EP_COUNT][N_BUCKETS];
 	atomic_uint_fast64_t total[EBM_HTTP_EP_COUNT];
 	atomic_uint_fast64_t sum_ns[EBM_HTTP_EP_COUNT];
+	atomic_int_fast64_t conns_open;
+	atomic_uint_fast64_t drops[EBM_HTTP_DROP_COUNT];
+};
+
+static const char *const drop_labels[EBM_HTTP_DROP_COUNT] = {
+	[EBM_HTTP_DROP_REQUEST_TIMEOUT] = "request_timeout",
+	[EBM_HTTP_DROP_IDLE_TIMEOUT] = "idle_timeout",
+	[EBM_HTTP_DROP_WRITE_TIMEOUT] = "write_timeout",
+	[EBM_HTTP_DROP_HEADERS_TOO_LARGE] = "headers_too_large",
 };
 
 struct named_stats {
@@ -161,6 +170,25 @@ void ebm_http_metrics_request(struct ebm_http_metrics *m, size_t slot,
 	}
 	bump(&s->total[ep], 1);
 	bump(&s->sum_ns[ep], seconds > 0 ? (uint64_t)(seconds * 1e9) : 0);
+}
+
+void ebm_http_metrics_connection(struct ebm_http_metrics *m, size_t slot,
+		int delta)
+{
+	if (m == NULL || slot >= m->n_slots) {
+		return;
+	}
+	atomic_int_fast64_t *c = &m->slots[slot].conns_open;
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed)
+			+ delta, memory_order_relaxed);
+}
+
+void ebm_http_metrics_drop(struct ebm_http_metrics *m, size_t slot,
+		enum ebm_http_drop why)
+{
+	if (m != NULL && slot < m->n_slots && why < EBM_HTTP_DROP_COUNT) {
+		bump(&m->slots[slot].drops[why], 1);
+	}
 }
 
 static uint64_t load(const atomic_uint_fast64_t *c)
@@ -292,12 +320,43 @@ static void render_models(struct ebm_http_metrics *m, struct ebm_http_buf *b)
 	pthread_mutex_unlock(&m->lock);
 }
 
+static void render_connections(struct ebm_http_metrics *m,
+		struct ebm_http_buf *b)
+{
+	int64_t open = 0;
+	for (size_t s = 0; s < m->n_slots; s++) {
+		open += atomic_load_explicit(&m->slots[s].conns_open,
+				memory_order_relaxed);
+	}
+	ebm_http_buf_printf(b,
+			"# HELP ebmd_connections_open Client connections open.\n"
+			"# TYPE ebmd_connections_open gauge\n"
+			"ebmd_connections_open %lld\n"
+			"# HELP ebmd_connections_dropped_total Connections closed by "
+			"ebmd: a request not received within request_timeout_ms, no "
+			"request within idle_timeout_ms, a response not read for "
+			"request_timeout_ms, or headers over max_header_bytes "
+			"(answered 431).\n"
+			"# TYPE ebmd_connections_dropped_total counter\n",
+			(long long)(open > 0 ? open : 0));
+	for (size_t k = 0; k < EBM_HTTP_DROP_COUNT; k++) {
+		uint64_t n = 0;
+		for (size_t s = 0; s < m->n_slots; s++) {
+			n += load(&m->slots[s].drops[k]);
+		}
+		ebm_http_buf_printf(b,
+				"ebmd_connections_dropped_total{reason=\"%s\"} %llu\n",
+				drop_labels[k], (unsigned long long)n);
+	}
+}
+
 void ebm_http_metrics_render(struct ebm_http_metrics *m, size_t models_loaded,
 		struct ebm_http_buf *b)
 {
 	render_requests(m, b);
 	render_histogram(m, b);
 	render_models(m, b);
+	render_connections(m, b);
 	ebm_http_buf_printf(b,
 			"# HELP ebmd_models_loaded Model files being served.\n"
 			"# TYPE ebmd_models_loaded gauge\n"
