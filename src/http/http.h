@@ -488,9 +488,12 @@ struct ebm_http_worker {
 		void *p;
 		size_t bytes;
 	} scratch[EBM_HTTP_SCRATCH_COUNT];
-	/* Set by the worker itself once it has seen the stop: requests it
-	 * reads from then on are answered 503. */
+	/* Set by the worker itself once it has seen the stop: requests that
+	 * begin from then on are answered 503; a request whose bytes had begun
+	 * to arrive before is in flight and answered as usual. Either way the
+	 * answer carries "Connection: close" (closing). */
 	bool draining;
+	bool closing;
 };
 
 /* n * size bytes of the given scratch (contents undefined), or NULL on

@@ -66,7 +66,7 @@ static int reply(struct ebm_http_worker *w, struct evhttp_request *req,
 	}
 	evhttp_add_header(h, "Content-Type", content_type);
 	evhttp_add_header(h, "Cache-Control", "no-store");
-	if (w->draining) {
+	if (w->closing) {
 		evhttp_add_header(h, "Connection", "close");
 	}
 	evhttp_send_reply(req, status, reason(status), NULL);

@@ -59,9 +59,11 @@
  *
  * Graceful stop: the stop event of each worker has the lowest priority,
  * so the worker first answers every request it has already read; then it
- * stops accepting, answers 503 to anything read later (with Connection:
- * close), waits until its responses are written (or drain_ms), and frees
- * its evhttp, which closes the remaining idle connections.
+ * stops accepting. A request whose bytes had begun to arrive is in flight:
+ * it is read to the end and answered as usual; a request that begins
+ * later is answered 503; both with Connection: close. The worker waits
+ * until those requests have arrived and every response is written (or
+ * drain_ms), and frees its evhttp, which closes the idle connections.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -117,6 +119,7 @@ struct conn {
 	struct evbuffer_cb_entry *input_cb;
 	struct evbuffer_cb_entry *output_cb;
 	enum conn_phase phase;
+	bool began_before_stop;       /* was READING when the stop came */
 	uint64_t busy_mark;           /* wk->blocked_ns when the timer was set */
 	size_t index;                 /* in wk->conns */
 	/* the current request's line and headers, as they arrive */
@@ -756,8 +759,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	wk->pending++;
 	evhttp_request_set_on_complete_cb(req, on_complete, wk);
+	/* Stopping: a request that had begun to arrive is in flight and gets
+	 * its answer; one that began later gets 503. */
+	bool stopping = wk->w.draining;
+	wk->w.draining = stopping && !(c != NULL && c->began_before_stop);
+	if (c != NULL) {
+		c->began_before_stop = false;
+	}
 	double t0 = ebm_now();
 	ebm_http_route(&wk->w, req);
+	wk->w.draining = stopping;
 	double dt = ebm_now() - t0;
 	if (dt >= BLOCKED_MIN_MS / 1e3) {
 		wk->blocked_ns += (uint64_t)(dt * 1e9);
@@ -786,10 +797,17 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct worker *wk = arg;
-	if (wk->pending == 0 || ebm_now() >= wk->drain_deadline) {
-		if (wk->pending > 0) {
-			ebm_log_warn("worker %zu: %zu responses still unwritten after "
-					"%u ms, closing", wk->w.index, wk->pending,
+	size_t arriving = 0;
+	for (size_t i = 0; i < wk->n_conns; i++) {
+		const struct conn *c = wk->conns[i];
+		arriving += c->began_before_stop && c->phase == CONN_READING;
+	}
+	if ((wk->pending == 0 && arriving == 0)
+			|| ebm_now() >= wk->drain_deadline) {
+		if (wk->pending + arriving > 0) {
+			ebm_log_warn("worker %zu: %zu responses still unwritten and "
+					"%zu requests still arriving after %u ms, closing",
+					wk->w.index, wk->pending, arriving,
 					wk->srv->opts.drain_ms);
 		}
 		finish_drain(wk);
@@ -805,6 +823,11 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	wk->w.draining = true;
+	wk->w.closing = true;
+	for (size_t i = 0; i < wk->n_conns; i++) {
+		struct conn *c = wk->conns[i];
+		c->began_before_stop = c->phase == CONN_READING;
+	}
 	if (wk->bound != NULL) {
 		evhttp_del_accept_socket(wk->http, wk->bound);
 		wk->bound = NULL;

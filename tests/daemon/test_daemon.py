@@ -1514,6 +1514,54 @@ models = thy, thy2
           "requests in flight did not complete: %r" % results)
 
 
+@test
+def sigterm_with_a_request_half_sent():
+    """A request whose bytes have begun to arrive when SIGTERM comes is in
+    flight: it is read to the end and answered, then ebmd exits 0. A
+    request begun after the stop gets 503; an idle connection is closed."""
+    dirpath = models_dir("drain-half", "thy")
+    d = Daemon(WORK, "drain-half",
+               conf(dirpath).replace("threads = 2", "threads = 1"))
+    body = json.dumps({"instances": NORMAL}).encode()
+    head = ("POST /v1/models/thy/score HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % len(body)).encode()
+    half = raw_connect(d)
+    half.sendall(head + body[:10])
+    idle = raw_connect(d)
+    late = raw_connect(d)
+    time.sleep(0.2)  # both accepted and seen by the worker
+    start = d.mark()
+    d.signal(signal.SIGTERM)
+    d.wait_log(r"SIGTERM: stopping", start)
+    time.sleep(0.2)
+    late.sendall(head + body)
+    half.sendall(body[10:])
+    answers = {}
+    for name, sock in (("half", half), ("late", late), ("idle", idle)):
+        sock.settimeout(slow(10))
+        data = b""
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as exc:
+            data += ("<%r>" % exc).encode()
+        answers[name] = data
+        sock.close()
+    code = d.proc.wait(slow(20))
+    check(code == 0, "exit code %r after SIGTERM; log:\n%s" % (code, d.log()))
+    check(answers["half"].startswith(b"HTTP/1.1 200")
+          and b'"results"' in answers["half"]
+          and b"Connection: close" in answers["half"],
+          "half-sent request: %r" % answers["half"][:300])
+    check(answers["late"] == b"" or answers["late"].startswith(b"HTTP/1.1 503"),
+          "request begun after the stop: %r" % answers["late"][:300])
+    check(answers["idle"] == b"", "idle connection: %r" % answers["idle"][:300])
+
+
 # ---------------------------------------------------------------------------
 
 def main():
