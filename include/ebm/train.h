@@ -56,6 +56,7 @@ struct ebm_train_options {
 	float val_frac;           /* share of rows held out for early stopping */
 	float alpha;              /* default significance stored in the file */
 	float prec_shrink;        /* base precision: (1-s) Cov + s I, inverted */
+	bool robust_scale;        /* standardize by median and IQR, not mean/sd */
 	/* dsm */
 	float sigma_min, sigma_max;
 	uint32_t n_sigmas;

@@ -109,6 +109,9 @@ static const struct flag flags[] = {
 	U("--threads", n_threads, 1, UINT32_MAX, "worker threads"),
 	F("--prec-shrink", prec_shrink, UNIT,
 		"shrinkage s of the Gaussian base term: (1-s) Cov + s I"),
+	{ "--robust-scale", KIND_BOOL, OPT(robust_scale), 0, 0, 0, NULL,
+		"standardize features by median and IQR / 1.349 instead of mean"
+		" and standard deviation" },
 	F("--sigma-min", sigma_min, POSITIVE, "dsm: smallest noise level"),
 	F("--sigma-max", sigma_max, POSITIVE, "dsm: largest noise level"),
 	U("--n-sigmas", n_sigmas, 1, UINT32_MAX, "dsm: noise levels"),

@@ -53,6 +53,7 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->val_frac = 0.1f;
 	o->alpha = 0.01f;
 	o->prec_shrink = 0.1f;
+	o->robust_scale = false;
 	o->sigma_min = 0.05f;
 	o->sigma_max = 1.0f;
 	o->n_sigmas = 8;
@@ -174,7 +175,7 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			"lr=%.9g\nbeta1=%.9g\nbeta2=%.9g\nweight_decay=%.9g\n"
 			"clip=%.9g\nwarmup=%.9g\nema=%.9g\npatience=%u\n"
 			"reference_frac=%.9g\nreference_min=%u\nreference_max=%u\n"
-			"val_frac=%.9g\nalpha=%.9g\nprec_shrink=%.9g\n"
+			"val_frac=%.9g\nalpha=%.9g\nprec_shrink=%.9g\nscaling=%s\n"
 			"sigma_min=%.9g\nsigma_max=%.9g\nn_sigmas=%u\n"
 			"cd_steps=%u\ncd_step_size=%.9g\ncd_noise=%.9g\ncd_reinit=%.9g\n"
 			"cd_buffer=%u\ncd_energy_reg=%.9g\nseed=%llu\nthreads=%u\n",
@@ -184,6 +185,7 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			(double)o->warmup_frac, (double)o->ema_decay, o->patience,
 			(double)o->reference_frac, o->reference_min, o->reference_max,
 			(double)o->val_frac, (double)o->alpha, (double)o->prec_shrink,
+			o->robust_scale ? "robust" : "std",
 			(double)o->sigma_min, (double)o->sigma_max, o->n_sigmas,
 			o->cd_steps, (double)o->cd_step_size, (double)o->cd_noise,
 			(double)o->cd_reinit, o->cd_buffer, (double)o->cd_energy_reg,
