@@ -12,6 +12,7 @@
 #include "ebm/model.h"
 #include "ebm/train.h"
 #include "model/model.h"
+#include "train/train.h"
 #include "util/util.h"
 
 /* n rows of d = 2: x0 from +-2 with noise 0.3, x1 standard normal. */
@@ -284,6 +285,41 @@ START_TEST(robust_scale)
 }
 END_TEST
 
+/*
+ * The weight average: with power 0 it is the plain mean of the start and
+ * every step, with power 1 it weights them 1 : 2 : 3 ..., and once the
+ * decay caps k it is an ordinary EMA.
+ */
+START_TEST(ema_power)
+{
+	float a[2] = {0.0f, 0.0f};
+	double mean0 = 0.0, lin = 0.0, wsum = 0.0;
+	for (uint64_t t = 0; t < 200; t++) {
+		float p[2] = {(float)(t + 1), (float)(t + 1)};
+		ebm_ema_update(a, p, 0, 1, 0.9999f, 0.0f, t);
+		ebm_ema_update(a + 1, p + 1, 0, 1, 0.9999f, 1.0f, t);
+	}
+	for (int s = 0; s <= 200; s++) { /* s = 0 is the start, value 0 */
+		mean0 += s / 201.0;
+		lin += (double)(s + 1) * s;
+		wsum += s + 1;
+	}
+	ck_assert_float_eq_tol(a[0], (float)mean0, 1e-3f);
+	ck_assert_float_eq_tol(a[1], (float)(lin / wsum), 1e-3f);
+	/* The cap: k = decay = 0.5 from the first step on. */
+	float e = 4.0f, q = 0.0f;
+	ebm_ema_update(&e, &q, 0, 1, 0.5f, 0.0f, 100);
+	ck_assert_float_eq_tol(e, 2.0f, 1e-6f);
+	struct ebm_train_options o;
+	ebm_train_options_init(&o);
+	o.ema_power = -1.0f;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_options_validate(&o, &err),
+			EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert(strstr(err.message, "ema-power") != NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("train");
@@ -296,6 +332,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, rejects_bad_input);
 	tcase_add_test(tc, constant_feature);
 	tcase_add_test(tc, robust_scale);
+	tcase_add_test(tc, ema_power);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -50,6 +50,7 @@ struct ebm_train_options {
 	float clip_norm;          /* gradient-norm clip, 0 = off */
 	float warmup_frac;        /* fraction of steps with linear warm-up */
 	float ema_decay;          /* weight averaging, 0 = off */
+	float ema_power;          /* early on, weight step s by s^power */
 	uint32_t patience;        /* epochs without improvement before stopping */
 	float reference_frac;     /* share of rows held out as reference set */
 	uint32_t reference_min, reference_max;

@@ -92,6 +92,10 @@ static const struct flag flags[] = {
 		"share of steps with linear learning-rate warm-up"),
 	F("--ema", ema_decay, HALF_UNIT,
 		"decay of the weight moving average, 0 = off"),
+	F("--ema-power", ema_power, NONNEGATIVE,
+		"until the average's weight on the newest step falls to 1 - ema,"
+		" it averages all steps so far, step s weighted by s^X (0 = all"
+		" alike)"),
 	U("--patience", patience, 0, UINT32_MAX,
 		"epochs without validation improvement before stopping;"
 		" 0 = no early stopping"),

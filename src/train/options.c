@@ -46,6 +46,7 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->clip_norm = 10.0f;
 	o->warmup_frac = 0.05f;
 	o->ema_decay = 0.99f;
+	o->ema_power = 8.0f;
 	o->patience = 20;
 	o->reference_frac = 0.1f;
 	o->reference_min = 50;
@@ -118,6 +119,9 @@ enum ebm_status ebm_train_options_validate(const struct ebm_train_options *o,
 	CHECK(isfinite(o->ema_decay) && o->ema_decay >= 0.0f &&
 			o->ema_decay < 1.0f,
 			"ema must be in [0, 1) (0 = off), got %g", (double)o->ema_decay);
+	CHECK(isfinite(o->ema_power) && o->ema_power >= 0.0f &&
+			o->ema_power <= 1000.0f,
+			"ema-power must be in [0, 1000], got %g", (double)o->ema_power);
 	CHECK(o->patience <= 1000000, "patience must be <= 1000000");
 	CHECK(in_open01(o->reference_frac),
 			"reference-frac must be in (0, 1), got %g",
@@ -173,7 +177,7 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 	int n = snprintf(buf, 4096,
 			"objective=%s\nhidden=%s\nmembers=%u\nepochs=%u\nbatch=%u\n"
 			"lr=%.9g\nbeta1=%.9g\nbeta2=%.9g\nweight_decay=%.9g\n"
-			"clip=%.9g\nwarmup=%.9g\nema=%.9g\npatience=%u\n"
+			"clip=%.9g\nwarmup=%.9g\nema=%.9g\nema_power=%.9g\npatience=%u\n"
 			"reference_frac=%.9g\nreference_min=%u\nreference_max=%u\n"
 			"val_frac=%.9g\nalpha=%.9g\nprec_shrink=%.9g\nscaling=%s\n"
 			"sigma_min=%.9g\nsigma_max=%.9g\nn_sigmas=%u\n"
@@ -182,7 +186,8 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			ebm_objective_name(o->objective), hidden, o->n_members, o->epochs,
 			o->batch, (double)o->lr, (double)o->beta1, (double)o->beta2,
 			(double)o->weight_decay, (double)o->clip_norm,
-			(double)o->warmup_frac, (double)o->ema_decay, o->patience,
+			(double)o->warmup_frac, (double)o->ema_decay,
+			(double)o->ema_power, o->patience,
 			(double)o->reference_frac, o->reference_min, o->reference_max,
 			(double)o->val_frac, (double)o->alpha, (double)o->prec_shrink,
 			o->robust_scale ? "robust" : "std",

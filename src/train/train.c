@@ -262,7 +262,7 @@ static void job_update(struct worker *w)
 			begin + len);
 	if (tr->ema != NULL) {
 		ebm_ema_update(tr->ema, tr->params, begin, begin + len,
-				tr->o->ema_decay, tr->astep.t - 1);
+				tr->o->ema_decay, tr->o->ema_power, tr->astep.t - 1);
 	}
 }
 
