@@ -11,6 +11,8 @@
 
 #include "ebm/model.h"
 #include "ebm/train.h"
+#include "model/model.h"
+#include "train/train.h"
 #include "util/util.h"
 
 /* n rows of d = 2: x0 from +-2 with noise 0.3, x1 standard normal. */
@@ -48,6 +50,15 @@ static float energy_at(const struct ebm_model *m, float a, float b)
 {
 	struct ebm_ctx *ctx = ebm_ctx_create();
 	float x[2] = {a, b}, e;
+	ck_assert_int_eq(ebm_model_energy(m, ctx, x, 1, &e, NULL), EBM_STATUS_OK);
+	ebm_ctx_destroy(ctx);
+	return e;
+}
+
+static float energy_at3(const struct ebm_model *m, float a, float b, float c)
+{
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	float x[3] = {a, b, c}, e;
 	ck_assert_int_eq(ebm_model_energy(m, ctx, x, 1, &e, NULL), EBM_STATUS_OK);
 	ebm_ctx_destroy(ctx);
 	return e;
@@ -257,6 +268,91 @@ START_TEST(constant_feature)
 }
 END_TEST
 
+/*
+ * --robust-scale: a feature with a few huge values is scaled by its IQR,
+ * not by the standard deviation the outliers inflate; a binary feature
+ * whose IQR is zero keeps its standard deviation; a constant one scale 1.
+ */
+START_TEST(robust_scale)
+{
+	size_t n = 400;
+	float *x = malloc(n * 3 * sizeof(float));
+	struct ebm_rng r;
+	ebm_rng_init(&r, 7);
+	for (size_t i = 0; i < n; i++) {
+		x[3 * i] = 10.0f + 2.0f * (float)ebm_rng_normal(&r);
+		if (i % 50 == 0) {
+			x[3 * i] = 1000.0f; /* 2% outliers */
+		}
+		x[3 * i + 1] = i % 10 == 0 ? 1.0f : 0.0f;
+		x[3 * i + 2] = -3.0f;
+	}
+	struct ebm_train_options o;
+	small_options(&o);
+	o.epochs = 2;
+	o.robust_scale = true;
+	struct ebm_model *m = NULL;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_fit(&o, x, n, 3, NULL, NULL, NULL, &m, &err),
+			EBM_STATUS_OK);
+	/* Median about 10, IQR / 1.349 about 2 (the std would be ~140). */
+	ck_assert_float_eq_tol(m->net.mean[0], 10.0f, 0.5f);
+	ck_assert_float_eq_tol(m->net.scale[0], 2.0f, 0.4f);
+	/* Binary 10%: median 0, IQR 0 -> standard deviation 0.3. */
+	ck_assert_float_eq_tol(m->net.mean[1], 0.0f, 1e-6f);
+	ck_assert_float_eq_tol(m->net.scale[1], 0.3f, 0.03f);
+	ck_assert_float_eq_tol(m->net.mean[2], -3.0f, 1e-6f);
+	ck_assert_float_eq(m->net.scale[2], 1.0f);
+	ck_assert(strstr(ebm_model_training_options(m), "scaling=robust\n")
+			!= NULL);
+	ck_assert(isfinite(energy_at3(m, 10.0f, 0.0f, -3.0f)));
+	ebm_model_destroy(m);
+	/* The default keeps mean and standard deviation. */
+	o.robust_scale = false;
+	ck_assert_int_eq(ebm_train_fit(&o, x, n, 3, NULL, NULL, NULL, &m, &err),
+			EBM_STATUS_OK);
+	ck_assert(m->net.scale[0] > 50.0f);
+	ck_assert(strstr(ebm_model_training_options(m), "scaling=std\n") != NULL);
+	ebm_model_destroy(m);
+	free(x);
+}
+END_TEST
+
+/*
+ * The weight average: with power 0 it is the plain mean of the start and
+ * every step, with power 1 it weights them 1 : 2 : 3 ..., and once the
+ * decay caps k it is an ordinary EMA.
+ */
+START_TEST(ema_power)
+{
+	float a[2] = {0.0f, 0.0f};
+	double mean0 = 0.0, lin = 0.0, wsum = 0.0;
+	for (uint64_t t = 0; t < 200; t++) {
+		float p[2] = {(float)(t + 1), (float)(t + 1)};
+		ebm_ema_update(a, p, 0, 1, 0.9999f, 0.0f, t);
+		ebm_ema_update(a + 1, p + 1, 0, 1, 0.9999f, 1.0f, t);
+	}
+	for (int s = 0; s <= 200; s++) { /* s = 0 is the start, value 0 */
+		mean0 += s / 201.0;
+		lin += (double)(s + 1) * s;
+		wsum += s + 1;
+	}
+	ck_assert_float_eq_tol(a[0], (float)mean0, 1e-3f);
+	ck_assert_float_eq_tol(a[1], (float)(lin / wsum), 1e-3f);
+	/* The cap: k = decay = 0.5 from the first step on. */
+	float e = 4.0f, q = 0.0f;
+	ebm_ema_update(&e, &q, 0, 1, 0.5f, 0.0f, 100);
+	ck_assert_float_eq_tol(e, 2.0f, 1e-6f);
+	struct ebm_train_options o;
+	ebm_train_options_init(&o);
+	o.ema_power = -1.0f;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_options_validate(&o, &err),
+			EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert(strstr(err.message, "ema-power") != NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("train");
@@ -269,6 +365,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, cd_ignores_patience);
 	tcase_add_test(tc, rejects_bad_input);
 	tcase_add_test(tc, constant_feature);
+	tcase_add_test(tc, robust_scale);
+	tcase_add_test(tc, ema_power);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -50,12 +50,14 @@ struct ebm_train_options {
 	float clip_norm;          /* gradient-norm clip, 0 = off */
 	float warmup_frac;        /* fraction of steps with linear warm-up */
 	float ema_decay;          /* weight averaging, 0 = off */
+	float ema_power;          /* early on, weight step s by s^power */
 	uint32_t patience;        /* dsm: epochs without improvement before stop */
 	float reference_frac;     /* share of rows held out as reference set */
 	uint32_t reference_min, reference_max;
 	float val_frac;           /* share of rows held out for early stopping */
 	float alpha;              /* default significance stored in the file */
 	float prec_shrink;        /* base precision: (1-s) Cov + s I, inverted */
+	bool robust_scale;        /* standardize by median and IQR, not mean/sd */
 	/* dsm */
 	float sigma_min, sigma_max;
 	uint32_t n_sigmas;

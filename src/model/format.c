@@ -1106,7 +1106,7 @@ static enum ebm_status read_str(struct cursor *c, const char *what,
 		char **out, size_t *out_len)
 {
 	uint64_t at = c->pos;
-	uint32_t len;
+	uint32_t len = 0;
 	enum ebm_status st = read_u32(c, what, &len);
 	if (st != EBM_STATUS_OK) {
 		return st;
@@ -1260,7 +1260,7 @@ static enum ebm_status parse(const uint8_t *p, size_t size,
 		return st;
 	}
 	lay.has_names = c.pos;
-	uint32_t has_names;
+	uint32_t has_names = 0;
 	if ((st = read_u32(&c, "has_feature_names", &has_names))) {
 		return st;
 	}

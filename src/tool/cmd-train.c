@@ -92,6 +92,10 @@ static const struct flag flags[] = {
 		"share of steps with linear learning-rate warm-up"),
 	F("--ema", ema_decay, HALF_UNIT,
 		"decay of the weight moving average, 0 = off"),
+	F("--ema-power", ema_power, NONNEGATIVE,
+		"until the average's weight on the newest step falls to 1 - ema,"
+		" it averages all steps so far, step s weighted by s^X (0 = all"
+		" alike)"),
 	U("--patience", patience, 0, UINT32_MAX,
 		"dsm: epochs without validation improvement before stopping,"
 		" then the best weights are kept; 0 = no early stopping (cd always"
@@ -110,6 +114,9 @@ static const struct flag flags[] = {
 	U("--threads", n_threads, 1, UINT32_MAX, "worker threads"),
 	F("--prec-shrink", prec_shrink, UNIT,
 		"shrinkage s of the Gaussian base term: (1-s) Cov + s I"),
+	{ "--robust-scale", KIND_BOOL, OPT(robust_scale), 0, 0, 0, NULL,
+		"standardize features by median and IQR / 1.349 instead of mean"
+		" and standard deviation" },
 	F("--sigma-min", sigma_min, POSITIVE, "dsm: smallest noise level"),
 	F("--sigma-max", sigma_max, POSITIVE, "dsm: largest noise level"),
 	U("--n-sigmas", n_sigmas, 1, UINT32_MAX, "dsm: noise levels"),

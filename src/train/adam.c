@@ -59,11 +59,15 @@ void ebm_adam_update(struct ebm_adam *a, const struct ebm_adam_step *s,
 }
 
 void ebm_ema_update(float *ema, const float *p, size_t begin, size_t end,
-		float decay, uint64_t t)
+		float decay, float power, uint64_t t)
 {
-	/* Early on the average would be dominated by the random start; the
-	 * usual warm-up (1 + t) / (10 + t) lets it follow the weights. */
-	float warm = (float)((1.0 + (double)t) / (10.0 + (double)t));
+	/* Early on a plain EMA would be dominated by the random start. With
+	 * k_t = (t+1)/(t+2+power) the average of steps 1..t+1 weights step s
+	 * in proportion to about s^power (polynomial-decay averaging); power 8
+	 * is the usual warm-up (1 + t) / (10 + t), power 0 a uniform average.
+	 * Once k_t reaches the decay, the EMA takes over. */
+	float warm = (float)((1.0 + (double)t) / (2.0 + (double)power +
+			(double)t));
 	float k = decay < warm ? decay : warm;
 	for (size_t i = begin; i < end; i++) {
 		ema[i] = k * ema[i] + (1.0f - k) * p[i];

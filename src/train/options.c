@@ -38,14 +38,18 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->hidden[1] = 128;
 	o->n_members = 1;
 	o->epochs = 200;
-	o->batch = 128;
+	o->batch = 256;
 	o->lr = 1e-3f;
 	o->beta1 = 0.9f;
 	o->beta2 = 0.999f;
 	o->weight_decay = 0.0f;
 	o->clip_norm = 10.0f;
 	o->warmup_frac = 0.05f;
-	o->ema_decay = 0.99f;
+	o->ema_decay = 0.999f;
+	/* A uniform average of every step (an EMA only past ~1000 steps);
+	 * as members start near the Gaussian base, it also pulls short runs
+	 * toward the base. See bench/results/quality_notes.md. */
+	o->ema_power = 0.0f;
 	o->patience = 20;
 	o->reference_frac = 0.1f;
 	o->reference_min = 50;
@@ -53,9 +57,12 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->val_frac = 0.1f;
 	o->alpha = 0.01f;
 	o->prec_shrink = 0.1f;
-	o->sigma_min = 0.05f;
-	o->sigma_max = 1.0f;
-	o->n_sigmas = 8;
+	o->robust_scale = false;
+	/* One noise level: ladders reaching down to 0.05 or up to 1 rank
+	 * anomalies worse (bench/results/quality_notes.md). */
+	o->sigma_min = 0.2f;
+	o->sigma_max = 0.2f;
+	o->n_sigmas = 1;
 	o->cd_steps = 20;
 	o->cd_step_size = 0.05f;
 	o->cd_noise = 0.3f;   /* ~ sqrt(2 eps): Langevin at temperature 1 */
@@ -117,6 +124,9 @@ enum ebm_status ebm_train_options_validate(const struct ebm_train_options *o,
 	CHECK(isfinite(o->ema_decay) && o->ema_decay >= 0.0f &&
 			o->ema_decay < 1.0f,
 			"ema must be in [0, 1) (0 = off), got %g", (double)o->ema_decay);
+	CHECK(isfinite(o->ema_power) && o->ema_power >= 0.0f &&
+			o->ema_power <= 1000.0f,
+			"ema-power must be in [0, 1000], got %g", (double)o->ema_power);
 	CHECK(o->patience <= 1000000, "patience must be <= 1000000");
 	CHECK(in_open01(o->reference_frac),
 			"reference-frac must be in (0, 1), got %g",
@@ -172,18 +182,20 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 	int n = snprintf(buf, 4096,
 			"objective=%s\nhidden=%s\nmembers=%u\nepochs=%u\nbatch=%u\n"
 			"lr=%.9g\nbeta1=%.9g\nbeta2=%.9g\nweight_decay=%.9g\n"
-			"clip=%.9g\nwarmup=%.9g\nema=%.9g\npatience=%u\n"
+			"clip=%.9g\nwarmup=%.9g\nema=%.9g\nema_power=%.9g\npatience=%u\n"
 			"reference_frac=%.9g\nreference_min=%u\nreference_max=%u\n"
-			"val_frac=%.9g\nalpha=%.9g\nprec_shrink=%.9g\n"
+			"val_frac=%.9g\nalpha=%.9g\nprec_shrink=%.9g\nscaling=%s\n"
 			"sigma_min=%.9g\nsigma_max=%.9g\nn_sigmas=%u\n"
 			"cd_steps=%u\ncd_step_size=%.9g\ncd_noise=%.9g\ncd_reinit=%.9g\n"
 			"cd_buffer=%u\ncd_energy_reg=%.9g\nseed=%llu\nthreads=%u\n",
 			ebm_objective_name(o->objective), hidden, o->n_members, o->epochs,
 			o->batch, (double)o->lr, (double)o->beta1, (double)o->beta2,
 			(double)o->weight_decay, (double)o->clip_norm,
-			(double)o->warmup_frac, (double)o->ema_decay, o->patience,
+			(double)o->warmup_frac, (double)o->ema_decay,
+			(double)o->ema_power, o->patience,
 			(double)o->reference_frac, o->reference_min, o->reference_max,
 			(double)o->val_frac, (double)o->alpha, (double)o->prec_shrink,
+			o->robust_scale ? "robust" : "std",
 			(double)o->sigma_min, (double)o->sigma_max, o->n_sigmas,
 			o->cd_steps, (double)o->cd_step_size, (double)o->cd_noise,
 			(double)o->cd_reinit, o->cd_buffer, (double)o->cd_energy_reg,

@@ -262,7 +262,7 @@ static void job_update(struct worker *w)
 			begin + len);
 	if (tr->ema != NULL) {
 		ebm_ema_update(tr->ema, tr->params, begin, begin + len,
-				tr->o->ema_decay, tr->astep.t - 1);
+				tr->o->ema_decay, tr->o->ema_power, tr->astep.t - 1);
 	}
 }
 
@@ -453,18 +453,69 @@ bool ebm_spd_inverse(double *a, size_t d)
 	return true;
 }
 
+static int float_cmp(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+	return (x > y) - (x < y);
+}
+
+/* The q-quantile of sorted v[0..n-1], linear between order statistics. */
+static double quantile(const float *v, size_t n, double q)
+{
+	double at = q * (double)(n - 1);
+	size_t i = (size_t)at;
+	if (i + 1 >= n) {
+		return v[n - 1];
+	}
+	return v[i] + (at - (double)i) * ((double)v[i + 1] - v[i]);
+}
+
 /*
- * Standardization (mean, scale) and the base precision
- * P = ((1 - s) Cov(z) + s I)^-1 from the training rows.
+ * Robust centre and scale of each feature: median and IQR / 1.349 (the
+ * standard deviation of a normal with that IQR). A feature whose IQR is
+ * (nearly) zero, as a mostly constant or binary one often is, keeps its
+ * standard deviation sd[j], or 1 when that is zero too.
+ */
+static bool robust_scale(struct ebm_net *net, const float *x,
+		const size_t *rows, size_t n, const double *mean, const double *sd)
+{
+	size_t d = net->d;
+	float *col = ebm_alloc_array(n, sizeof(float));
+	if (col == NULL) {
+		return false;
+	}
+	for (size_t j = 0; j < d; j++) {
+		for (size_t i = 0; i < n; i++) {
+			col[i] = x[rows[i] * d + j];
+		}
+		qsort(col, n, sizeof(float), float_cmp);
+		double med = quantile(col, n, 0.5);
+		double iqr = (quantile(col, n, 0.75) - quantile(col, n, 0.25)) /
+				1.349;
+		double tiny = 1e-6 * fmax(1.0, fabs(mean[j]));
+		net->mean[j] = (float)med;
+		net->scale[j] = iqr > tiny ? (float)iqr
+				: (sd[j] > tiny ? (float)sd[j] : 1.0f);
+	}
+	free(col);
+	return true;
+}
+
+/*
+ * Standardization (mean and standard deviation, or with `robust` median
+ * and IQR) and the base precision P = ((1 - s) Cov(z) + s I)^-1 from the
+ * training rows.
  */
 static bool fit_base(struct ebm_net *net, const float *x, const size_t *rows,
-		size_t n, float shrink)
+		size_t n, float shrink, bool robust)
 {
 	size_t d = net->d;
 	double *mean = calloc(d, sizeof(double));
+	double *sd = calloc(d, sizeof(double));
 	double *cov = ebm_alloc_array(d * d, sizeof(double));
-	if (mean == NULL || cov == NULL) {
+	if (mean == NULL || sd == NULL || cov == NULL) {
 		free(mean);
+		free(sd);
 		free(cov);
 		return false;
 	}
@@ -487,13 +538,13 @@ static bool fit_base(struct ebm_net *net, const float *x, const size_t *rows,
 		}
 	}
 	for (size_t j = 0; j < d; j++) {
-		double var = cov[j * d + j] / (double)n;
-		double sd = sqrt(var);
+		sd[j] = sqrt(cov[j * d + j] / (double)n);
 		/* A constant feature keeps scale 1: it then standardizes to 0. */
 		net->mean[j] = (float)mean[j];
-		net->scale[j] = sd > 1e-6 * fmax(1.0, fabs(mean[j])) ? (float)sd
+		net->scale[j] = sd[j] > 1e-6 * fmax(1.0, fabs(mean[j])) ? (float)sd[j]
 				: 1.0f;
 	}
+	bool ok = !robust || robust_scale(net, x, rows, n, mean, sd);
 	for (size_t a = 0; a < d; a++) {
 		for (size_t b = 0; b <= a; b++) {
 			double c = cov[a * d + b] / (double)n /
@@ -503,11 +554,12 @@ static bool fit_base(struct ebm_net *net, const float *x, const size_t *rows,
 			cov[b * d + a] = v;
 		}
 	}
-	bool ok = ebm_spd_inverse(cov, d);
+	ok = ok && ebm_spd_inverse(cov, d);
 	for (size_t q = 0; ok && q < d * d; q++) {
 		net->prec[q] = (float)cov[q];
 	}
 	free(mean);
+	free(sd);
 	free(cov);
 	return ok;
 }
@@ -946,7 +998,8 @@ enum ebm_status ebm_train_fit(const struct ebm_train_options *opt,
 		goto out;
 	}
 	tr.n_params = tr.net.n_params;
-	if (!fit_base(&tr.net, x, train_rows, n_train, o->prec_shrink)) {
+	if (!fit_base(&tr.net, x, train_rows, n_train, o->prec_shrink,
+				o->robust_scale)) {
 		st = ebm_error_set(err, EBM_STATUS_NUMERIC,
 				"the covariance of the training rows is not positive "
 				"definite even after shrinkage");

@@ -35,9 +35,13 @@ void ebm_adam_update(struct ebm_adam *a, const struct ebm_adam_step *s,
 		float *p, const float *g, size_t begin, size_t end);
 /* Sum of squares of g[begin, end), in double. */
 double ebm_sumsq(const float *g, size_t begin, size_t end);
-/* ema = k ema + (1 - k) p on [begin, end), k = min(decay, (1+t)/(10+t)). */
+/*
+ * ema = k ema + (1 - k) p on [begin, end), k = min(decay, (t+1)/(t+2+power))
+ * for the 0-based step t: until the decay caps it, the average weights
+ * step s in proportion to s^power (power 0: all steps alike).
+ */
 void ebm_ema_update(float *ema, const float *p, size_t begin, size_t end,
-		float decay, uint64_t t);
+		float decay, float power, uint64_t t);
 
 /* In-place inverse of a symmetric positive-definite d x d matrix (double,
  * Cholesky). False if it is not positive definite. */
