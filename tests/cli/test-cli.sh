@@ -19,26 +19,12 @@ DATA=$(cd "$2" && pwd)
 THYROID=$DATA/thyroid.csv
 PY=/usr/bin/python3
 
+# shellcheck source=checks.sh
+. "$(dirname "$0")/checks.sh"
+
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ebmd-cli.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
-
-passed=0
-failed=0
-
-ok() {
-	passed=$((passed + 1))
-	echo "ok   - $1"
-}
-
-not_ok() {
-	failed=$((failed + 1))
-	echo "FAIL - $1"
-	shift
-	for line in "$@"; do
-		echo "       $line"
-	done
-}
 
 # run NAME: runs the rest of the line, output in $TMP/out and $TMP/err,
 # exit code in $rc.
@@ -63,17 +49,6 @@ expect_err() {
 	else
 		not_ok "$2: stderr does not match /$1/" \
 			"stderr: $(head -c 600 "$TMP/err")"
-	fi
-}
-
-# check NAME COMMAND...: the command succeeds.
-check() {
-	local name=$1
-	shift
-	if "$@" >"$TMP/check.out" 2>&1; then
-		ok "$name"
-	else
-		not_ok "$name" "$(head -c 600 "$TMP/check.out")"
 	fi
 }
 
@@ -387,5 +362,4 @@ expect_rc 130 "train interrupted by SIGINT"
 expect_err 'interrupted; keep\.ebm not written' "SIGINT is reported"
 check "the existing --out is untouched after SIGINT" cmp model.ebm keep.ebm
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

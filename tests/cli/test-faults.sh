@@ -49,6 +49,9 @@ if [ "$MODE" = mount ] && [ -z "${EBM_FAULTS_IN_NS:-}" ]; then
 	EBM_FAULTS_IN_NS=host
 fi
 
+# shellcheck source=checks.sh
+. "$(dirname "$0")/checks.sh"
+
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ebmd-faults.XXXXXX")
 MOUNTS=()
 HELPERS=()
@@ -64,35 +67,6 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$TMP" || exit 1
-
-passed=0
-failed=0
-ok() {
-	passed=$((passed + 1))
-	echo "ok   - $1"
-}
-not_ok() {
-	failed=$((failed + 1))
-	echo "FAIL - $1"
-	shift
-	for line in "$@"; do
-		echo "       $line"
-	done
-}
-check() {
-	local what=$1
-	shift
-	if "$@" >/dev/null 2>&1; then
-		ok "$what"
-	else
-		not_ok "$what" "command: $*"
-	fi
-}
-finish() {
-	echo "$passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
-	exit
-}
 
 # Temporary files of the writer for --out DIR/NAME: .NAME.tmp-<12 hex>.
 temps() {
