@@ -17,13 +17,7 @@ targets=${*:-csv model conf http-request}
 jobs=${JOBS:-$(nproc)}
 
 scripts/install-deps.sh
-if [ -d build-fuzz ]; then
-	CC=clang meson setup --reconfigure build-fuzz -Dfuzz=true \
-		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
-else
-	CC=clang meson setup build-fuzz -Dfuzz=true \
-		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
-fi
+scripts/setup-build.sh --fuzz
 meson compile -C build-fuzz
 
 run_one() {

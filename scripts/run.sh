@@ -9,10 +9,6 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh --build
 # The same optimized build directory the test command uses.
-if [ -d build ]; then
-	meson setup --reconfigure build -Dbuildtype=release >/dev/null
-else
-	meson setup build -Dbuildtype=release >/dev/null
-fi
+scripts/setup-build.sh build -Dbuildtype=release
 meson compile -C build ebmd
 exec build/src/ebmd --config config/ebmd.conf --models models "$@"

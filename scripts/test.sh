@@ -35,11 +35,7 @@ status=0
 run_suite() {
 	dir=$1
 	shift
-	if [ -d "$dir" ]; then
-		meson setup --reconfigure "$dir" "$@" >/dev/null
-	else
-		meson setup "$dir" "$@" >/dev/null
-	fi
+	scripts/setup-build.sh "$dir" "$@"
 	meson compile -C "$dir"
 	log="$dir/test-summary.txt"
 	if meson test -C "$dir" --print-errorlogs --num-processes 2 \
@@ -67,14 +63,7 @@ if [ "$asan" = 1 ]; then
 fi
 
 if [ "$fuzz" = 1 ]; then
-	# Fuzzers need clang; the build dir is kept apart from gcc's.
-	if [ -d build-fuzz ]; then
-		CC=clang meson setup --reconfigure build-fuzz -Dfuzz=true \
-			-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
-	else
-		CC=clang meson setup build-fuzz -Dfuzz=true \
-			-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
-	fi
+	scripts/setup-build.sh --fuzz
 	meson compile -C build-fuzz
 	for target in csv model conf http-request; do
 		corpus=$(mktemp -d)

@@ -24,11 +24,7 @@ command -v valgrind >/dev/null || {
 }
 
 dir=build-valgrind
-if [ -d "$dir" ]; then
-	meson setup --reconfigure "$dir" -Dbuildtype=debug >/dev/null
-else
-	meson setup "$dir" -Dbuildtype=debug >/dev/null
-fi
+scripts/setup-build.sh "$dir" -Dbuildtype=debug
 meson compile -C "$dir" >/dev/null
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/ebmd-valgrind.XXXXXX")
