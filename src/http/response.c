@@ -355,29 +355,6 @@ static bool round_to(const struct fp *v, int p, struct rounded *out)
 	}
 	int sh = v->e + k;
 	uint64_t d;
-	if (v->bits == 24 && k <= 12 && sh < 0 && sh > -64) {
-		/* A float: m * 5^k < 2^24 * 5^12 < 2^52, all in 64 bits. */
-		uint64_t n = v->m * pow5_u64[k];
-		int s = -sh;
-		uint64_t q = n >> s;
-		uint64_t r = n - (q << s);
-		uint64_t half = (uint64_t)1 << (s - 1);
-		if (r > half || (r == half && (q & 1) != 0)) {
-			q++;
-		}
-		uint64_t qs = q << s;
-		bool below = qs < n;
-		uint64_t diff = below ? n - qs : qs - n;
-		uint64_t ulp = pow5_u64[k];
-		bool even = (v->m & 1) == 0;
-		if (below && v->m == (uint64_t)1 << 23) {
-			out->rt = 4 * diff < ulp || (4 * diff == ulp && even);
-		} else {
-			out->rt = 2 * diff < ulp || (2 * diff == ulp && even);
-		}
-		d = q;
-		goto digits;
-	}
 	u128 n = (u128)v->m * pow5_u64[k];
 	if (sh >= 0) {
 		if (sh > 20) {
@@ -410,7 +387,6 @@ static bool round_to(const struct fp *v, int p, struct rounded *out)
 		}
 		d = (uint64_t)q;
 	}
-digits:
 	/* d has p digits, or is 10^p when v rounded up to a power of ten. */
 	if (d == pow10_u64[p]) {
 		d = pow10_u64[p - 1];
