@@ -2,7 +2,8 @@
  * test-core-grad.c — every gradient of the energy network against central
  * finite differences: the score (input gradient), the parameter gradient
  * used by contrastive divergence, and the double-backpropagated gradient of
- * the denoising score-matching loss. Also BLAS against the reference GEMM.
+ * the denoising score-matching loss. (BLAS against the reference products:
+ * test-core-blas.c.)
  *
  * Tolerances: the network runs in float32. With step h = 1e-3 in double
  * around float evaluations, rounding error in a central difference is about
@@ -285,47 +286,6 @@ START_TEST(dsm_grad_deep)
 }
 END_TEST
 
-/* BLAS against the reference GEMM on both sides of the size threshold,
- * every transpose combination; NMSE bound 1e-10 is float32 round-off for
- * k <= 300 (error ~ sqrt(k) * 6e-8 relative). */
-START_TEST(gemm_blas_vs_ref)
-{
-	static const size_t sizes[] = {1, 3, 15, 16, 17, 64, 130, 257};
-	struct ebm_rng r;
-	ebm_rng_init(&r, 1);
-	for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
-		size_t m = sizes[si], n = sizes[(si + 3) % 8], k = sizes[(si + 5) % 8];
-		for (int ta = 0; ta < 2; ta++) {
-			for (int tb = 0; tb < 2; tb++) {
-				float *a = malloc(m * k * sizeof(float));
-				float *b = malloc(k * n * sizeof(float));
-				float *c1 = malloc(m * n * sizeof(float));
-				float *c2 = malloc(m * n * sizeof(float));
-				fill_random(&r, a, m * k, 1.0f);
-				fill_random(&r, b, k * n, 1.0f);
-				fill_random(&r, c1, m * n, 1.0f);
-				memcpy(c2, c1, m * n * sizeof(float));
-				ebm_gemm(ta, tb, m, n, k, 0.5f, a, ta ? m : k, b, tb ? k : n,
-						0.25f, c1, n);
-				ebm_gemm_ref(ta, tb, m, n, k, 0.5f, a, ta ? m : k, b,
-						tb ? k : n, 0.25f, c2, n);
-				double e = 0.0, s = 0.0;
-				for (size_t q = 0; q < m * n; q++) {
-					e += (c1[q] - c2[q]) * (c1[q] - c2[q]);
-					s += c2[q] * c2[q];
-				}
-				ck_assert_msg(e <= 1e-10 * s + 1e-20, "m%zu n%zu k%zu: %g", m,
-						n, k, e / s);
-				free(a);
-				free(b);
-				free(c1);
-				free(c2);
-			}
-		}
-	}
-}
-END_TEST
-
 /* Hand-computed: f = -0.5 z'Pz + w' silu(W z + b) + c at one point. */
 START_TEST(forward_hand_computed)
 {
@@ -384,7 +344,6 @@ static Suite *suite(void)
 	tcase_add_test(tc, dsm_grad_silu);
 	tcase_add_test(tc, dsm_grad_softplus);
 	tcase_add_test(tc, dsm_grad_deep);
-	tcase_add_test(tc, gemm_blas_vs_ref);
 	suite_add_tcase(s, tc);
 	return s;
 }
