@@ -1,7 +1,7 @@
 /*
  * test-tool-metrics.c — the detection metrics of `ebmd-train eval`
- * (src/tool/metrics.c): AUROC, average precision and precision/recall/F1
- * on cases computed by hand or taken from scikit-learn's documentation,
+ * (src/tool/detection-metrics.c): AUROC, average precision and
+ * precision/recall/F1 on cases computed by hand or taken from scikit-learn's documentation,
  * ties, single-class inputs, and AUROC against a brute-force pair count.
  *
  * Tolerances: the hand-computed values are ratios of small integers; the

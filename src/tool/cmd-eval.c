@@ -3,7 +3,7 @@
  * 0 = normal) and reports detection quality: AUROC and AUPRC over the
  * energy ranking, and precision/recall/F1 of the decision p_value < alpha.
  * Text for people, one JSON object with --json. The arithmetic is in
- * metrics.c.
+ * detection-metrics.c.
  */
 #include <inttypes.h>
 #include <math.h>

@@ -1,6 +1,7 @@
 /*
  * cmd-inspect.c — `ebmd-train inspect MODEL.ebm`: loads and validates a
- * model file and prints its info object (info.c) as pretty JSON.
+ * model file and prints its info object (src/info/model-info.c) as
+ * pretty JSON.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,8 +6,8 @@
  *
  * Everything here prints its own messages to stderr, prefixed with
  * "ebmd-train: ", and returns false (or NULL) after doing so; callers only
- * choose the exit code. The one exception is metrics.c, which is pure and
- * prints nothing, so that unit tests can link it alone.
+ * choose the exit code. The one exception is detection-metrics.c, which is
+ * pure and prints nothing, so that unit tests can link it alone.
  *
  * The user-facing contract is ../../API.md section 4.
  */
@@ -196,7 +196,7 @@ void ebm_tool_format_count(double v, char *buf, size_t size);
 /* Epochs run by all members together, once training has returned. */
 uint64_t ebm_tool_progress_epochs(const struct ebm_tool_progress *p);
 
-/* ---- metrics (metrics.c): pure, no I/O ----------------------------------- */
+/* ---- metrics (detection-metrics.c): pure, no I/O ------------------------- */
 
 /*
  * All three take n finite scores (higher = more anomalous) and labels
@@ -232,7 +232,7 @@ double ebm_tool_precision(const struct ebm_tool_confusion *c);
 double ebm_tool_recall(const struct ebm_tool_confusion *c);
 double ebm_tool_f1(const struct ebm_tool_confusion *c);
 
-/* ---- model info (info.c) ------------------------------------------------- */
+/* ---- model name (model-name.c) ------------------------------------------ */
 
 typedef struct json_t json_t; /* jansson's, when jansson.h is not included */
 

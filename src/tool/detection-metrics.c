@@ -1,6 +1,6 @@
 /*
- * metrics.c — detection quality of a scored, labelled data set: AUROC,
- * average precision (AUPRC) and precision/recall/F1 at a fixed decision.
+ * detection-metrics.c — detection quality of a scored, labelled data set:
+ * AUROC, average precision (AUPRC) and precision/recall/F1 at a fixed decision.
  * Pure functions with no I/O, so that tests link this file alone; `eval`
  * does the reading and printing.
  *

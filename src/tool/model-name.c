@@ -1,6 +1,6 @@
 /*
- * info.c — the model name (file stem) shown by inspect; the info object
- * itself is built by src/info/, shared with the daemon.
+ * model-name.c — the model name (file stem) shown by inspect; the info
+ * object itself is built by src/info/model-info.c, shared with the daemon.
  */
 #include <string.h>
 
