@@ -309,8 +309,23 @@ START_TEST(test_check_compose)
 	expect_check(k, "{\"instances\": [[1]], \"models\": [\"a\"], "
 			"\"alpha\": 1.5}", "invalid_alpha",
 			"alpha: must be in (0, 1), got 1.5");
-	expect_check(k, "{\"instances\": [[1]], \"models\": [\"a\", \"a\"], "
+	expect_check(k, "{\"instances\": [[1]], \"models\": [\"a\", \"b\"], "
 			"\"weights\": [1e-3, 1e3]}", NULL, NULL);
+	/* API.md: a model may appear once. 64 times "m" used to be accepted
+	 * and cost 64 x 64 blocks of reference energies. */
+	expect_check(k, "{\"instances\": [[1]], \"models\": [\"a\", \"b\", "
+			"\"a\"], \"weights\": [1e-3, 1e3, 1]}", "duplicate_model",
+			"models[2]: 'a' is already models[0]; a model may appear once "
+			"(give it a larger weight instead)");
+	n = snprintf(body, sizeof(body), "{\"instances\": [[1]], \"models\": [");
+	for (int i = 0; i < 64; i++) {
+		n += snprintf(body + n, sizeof(body) - (size_t)n, "%s\"m\"",
+				i > 0 ? "," : "");
+	}
+	snprintf(body + n, sizeof(body) - (size_t)n, "]}");
+	expect_check(k, body, "duplicate_model",
+			"models[1]: 'm' is already models[0]; a model may appear once "
+			"(give it a larger weight instead)");
 }
 END_TEST
 

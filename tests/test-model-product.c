@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ebm/product.h"
+#include "fixture-model.h"
 #include "model/model.h"
 
 static struct ebm_model *gaussian(size_t d, const float *p, size_t n_ref,
@@ -268,6 +269,118 @@ START_TEST(nonfinite_row_named)
 }
 END_TEST
 
+/* Two products are the same: reference energies, median row, scores. */
+static void same_product(const struct ebm_product *p,
+		const struct ebm_product *q, struct ebm_ctx *ctx)
+{
+	size_t n = ebm_product_n_ref(p), d = ebm_product_n_features(p);
+	ck_assert_uint_eq(ebm_product_n_ref(q), n);
+	ck_assert(memcmp(ebm_product_ref_energies(p),
+			ebm_product_ref_energies(q), n * sizeof(float)) == 0);
+	ck_assert(memcmp(ebm_product_median_row(p), ebm_product_median_row(q),
+			d * sizeof(float)) == 0);
+	float x[3 * 5];
+	for (size_t j = 0; j < 3 * d; j++) {
+		x[j] = 0.37f * (float)j - 1.0f;
+	}
+	struct ebm_score a[3], b[3];
+	ck_assert_int_eq(ebm_product_score(p, ctx, x, 3, 0.05, a, NULL), 0);
+	ck_assert_int_eq(ebm_product_score(q, ctx, x, 3, 0.05, b, NULL), 0);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert(a[i].energy == b[i].energy && a[i].score == b[i].score);
+		ck_assert(a[i].p_value == b[i].p_value);
+		ck_assert(a[i].anomaly == b[i].anomaly);
+	}
+}
+
+/* A product from precomputed blocks (all, some, none) is the product
+ * ebm_product_create() computes, bit for bit; on real networks (BLAS-sized
+ * batches, reference sets that do not fill the last batch). */
+START_TEST(cached_equals_fresh)
+{
+	const size_t d = 5;
+	struct ebm_model *m[3] = {
+		fixture_model(d, 48, 300, 1, NULL),
+		fixture_model(d, 32, 77, 2, NULL),
+		fixture_model(d, 64, 513, 3, NULL),
+	};
+	const struct ebm_model *const *models = (const struct ebm_model *const *)m;
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	float *blk[9];
+	for (size_t k = 0; k < 3; k++) {
+		for (size_t b = 0; b < 3; b++) {
+			blk[k * 3 + b] = malloc(ebm_model_n_ref(m[b]) * sizeof(float));
+			ck_assert_int_eq(ebm_product_ref_block(m[k], m[b], ctx,
+					blk[k * 3 + b], NULL), EBM_STATUS_OK);
+		}
+	}
+	double w[3] = {1.0, 0.3, 2.5};
+	struct ebm_product *fresh, *cached;
+	ck_assert_int_eq(ebm_product_create(models, w, 3, ctx, &fresh, NULL), 0);
+	const float *all[9], *some[9];
+	for (size_t q = 0; q < 9; q++) {
+		all[q] = blk[q];
+		some[q] = q % 2 == 0 ? blk[q] : NULL;
+	}
+	ck_assert_int_eq(ebm_product_create_cached(models, w, 3, all, ctx,
+			&cached, NULL), 0);
+	same_product(fresh, cached, ctx);
+	ebm_product_destroy(cached);
+	ck_assert_int_eq(ebm_product_create_cached(models, w, 3, some, ctx,
+			&cached, NULL), 0);
+	same_product(fresh, cached, ctx);
+	ebm_product_destroy(cached);
+	ebm_product_destroy(fresh);
+	/* Two of the three, in another order: the blocks are per pair. */
+	const struct ebm_model *two[2] = { m[2], m[0] };
+	const float *pair[4] = { blk[8], blk[6], blk[2], blk[0] };
+	ck_assert_int_eq(ebm_product_create(two, NULL, 2, ctx, &fresh, NULL), 0);
+	ck_assert_int_eq(ebm_product_create_cached(two, NULL, 2, pair, ctx,
+			&cached, NULL), 0);
+	same_product(fresh, cached, ctx);
+	/* The union's energies are sum_k w_k E_k of each union row. */
+	float e[513 + 300];
+	ck_assert_int_eq(ebm_product_energy(fresh, ctx, ebm_model_ref_rows(m[2]),
+			513, e, NULL), 0);
+	for (size_t i = 0; i < 513; i++) {
+		ck_assert_float_eq_tol(e[i], blk[8][i] + blk[2][i],
+				1e-4f * (1.0f + fabsf(e[i])));
+	}
+	ebm_product_destroy(cached);
+	ebm_product_destroy(fresh);
+	for (size_t q = 0; q < 9; q++) {
+		free(blk[q]);
+	}
+	ebm_ctx_destroy(ctx);
+	for (size_t k = 0; k < 3; k++) {
+		ebm_model_destroy(m[k]);
+	}
+}
+END_TEST
+
+/* Compatibility is decided from metadata alone, with the messages of
+ * ebm_product_create. */
+START_TEST(check_without_maths)
+{
+	const char *n1[3] = {"a", "b", "c"}, *n2[3] = {"a", "x", "c"};
+	struct ebm_model *a = gaussian(3, P1, 5, 1.0f, n1);
+	struct ebm_model *b = gaussian(3, P2, 5, 1.0f, n2);
+	struct ebm_model *u = gaussian(3, P2, 5, 1.0f, NULL);
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_product_check((const struct ebm_model *const[]){u,
+			a, b}, 3, &err), EBM_STATUS_MISMATCH);
+	ck_assert_str_eq(err.message,
+			"models[2] calls feature 1 'x' where another model has 'b'");
+	ck_assert_int_eq(ebm_product_check((const struct ebm_model *const[]){u,
+			a}, 2, &err), EBM_STATUS_OK);
+	ck_assert_int_eq(ebm_product_check((const struct ebm_model *const[]){u},
+			0, &err), EBM_STATUS_INVALID_ARGUMENT);
+	ebm_model_destroy(a);
+	ebm_model_destroy(b);
+	ebm_model_destroy(u);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("model");
@@ -278,6 +391,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, explain_closed_form);
 	tcase_add_test(tc, repair_descends);
 	tcase_add_test(tc, nonfinite_row_named);
+	tcase_add_test(tc, cached_equals_fresh);
+	tcase_add_test(tc, check_without_maths);
 	suite_add_tcase(s, tc);
 	return s;
 }

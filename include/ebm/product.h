@@ -8,6 +8,13 @@
  * model with weight 1 is that model exactly: it reuses the stored
  * reference energies, so its scores equal ebm_model_score()'s bit for bit.
  *
+ * Scoring the union costs one energy evaluation per expert and union row.
+ * A caller that builds many products of the same models (ebmd's ad-hoc
+ * compositions) computes each "block" -- one model's energies on another's
+ * reference rows, ebm_product_ref_block() -- once and hands them to
+ * ebm_product_create_cached(), which is then a weighted sum and a sort,
+ * with the same result bit for bit.
+ *
  * Every scoring-side operation the daemon offers goes through a product:
  * score, explain (integrated gradients from the median-energy reference
  * row) and repair (energy descent with a trust region and backtracking).
@@ -31,16 +38,49 @@
 struct ebm_product;
 
 /*
+ * Whether n models can form a product, from their metadata alone (no
+ * maths): MISMATCH (message names the models by index and says what
+ * differs: feature count, or the name of feature j) when they do not have
+ * the same number of features, or two with names differ;
+ * INVALID_ARGUMENT for n == 0 or n > EBM_PRODUCT_MAX_MODELS.
+ */
+enum ebm_status ebm_product_check(const struct ebm_model *const *models,
+		size_t n, struct ebm_error *err);
+
+/*
  * Creates the product of n models with weights (NULL = all 1; each must be
- * finite and > 0). Fails with MISMATCH (message names the models by index
- * and says what differs: feature count, or the name of feature j) when the
- * models do not have the same number of features, or both have names and
- * they differ. INVALID_ARGUMENT for n == 0, n > EBM_PRODUCT_MAX_MODELS or a
- * bad weight; NUMERIC if a reference row's product energy is not finite.
- * ctx is scratch for scoring the union reference set.
+ * finite and > 0). Errors: those of ebm_product_check(); INVALID_ARGUMENT
+ * for a bad weight (reported before a MISMATCH); NUMERIC if a reference
+ * row's product energy is not finite. ctx is scratch for scoring the union
+ * reference set: block by block, expert k on the reference rows of model b
+ * as ebm_product_ref_block() computes it, summed in the order of the
+ * experts with float weights.
  */
 enum ebm_status ebm_product_create(const struct ebm_model *const *models,
 		const double *weights, size_t n, struct ebm_ctx *ctx,
+		struct ebm_product **out, struct ebm_error *err);
+
+/*
+ * The energies of model m on the reference rows of model ref
+ * (ebm_model_n_ref(ref) floats into out): one block of a product's union
+ * reference set, exactly as ebm_product_create() computes it. MISMATCH if
+ * the feature counts differ; NUMERIC (err->line: the row of ref) if an
+ * energy is not finite.
+ */
+enum ebm_status ebm_product_ref_block(const struct ebm_model *m,
+		const struct ebm_model *ref, struct ebm_ctx *ctx, float *out,
+		struct ebm_error *err);
+
+/*
+ * ebm_product_create() with blocks computed beforehand: blocks is NULL or
+ * n * n pointers, blocks[k * n + b] either NULL (computed here) or the
+ * ebm_product_ref_block(models[k], models[b]) energies, borrowed for the
+ * call. The product is the one ebm_product_create() gives, bit for bit;
+ * with every block given it costs n additions per union row and a sort.
+ */
+enum ebm_status ebm_product_create_cached(
+		const struct ebm_model *const *models, const double *weights,
+		size_t n, const float *const *blocks, struct ebm_ctx *ctx,
 		struct ebm_product **out, struct ebm_error *err);
 void ebm_product_destroy(struct ebm_product *p);
 

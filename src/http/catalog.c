@@ -9,6 +9,11 @@
  * with; the last reference frees the catalog. Model files that did not
  * change between two loads are shared by both catalogs through their own
  * refcount (struct ebm_http_model), so a reload does not reread them.
+ *
+ * Each catalog also caches what POST /v1/score needs to build a product
+ * cheaply: every model file's energies on every compatible file's
+ * reference rows (see http.h for the bounds), computed as the files are
+ * added, so that an ad-hoc product is a weighted sum and a sort.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +143,13 @@ void ebm_http_catalog_unref(struct ebm_http_catalog *c)
 		entry_finish(&c->entries[i]);
 	}
 	free(c->entries);
+	for (size_t i = 0; i < c->n_model_files; i++) {
+		for (size_t j = 0; j < c->n_model_files; j++) {
+			free(c->cross[i * c->cap + j]);
+		}
+	}
+	free(c->cross);
+	free(c->files);
 	if (c->settings.token != NULL) {
 		/* Not left behind in freed memory. */
 		volatile char *t = c->settings.token;
@@ -205,6 +217,151 @@ nomem:
 	return false;
 }
 
+/* ======================================================================
+ * Cached blocks of products (POST /v1/score)
+ * ==================================================================== */
+
+/* Room for one more model file in files[] and cross[]. */
+static void grow_files(struct ebm_http_catalog *c)
+{
+	size_t n = c->n_model_files;
+	if (n < c->cap) {
+		return;
+	}
+	size_t cap = c->cap > 0 ? 2 * c->cap : 8;
+	float **cross = ebm_xcalloc(cap * cap, sizeof(*cross));
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < n; j++) {
+			cross[i * cap + j] = c->cross[i * c->cap + j];
+		}
+	}
+	free(c->cross);
+	c->cross = cross;
+	c->files = ebm_xrealloc(c->files, cap * sizeof(*c->files));
+	c->cap = cap;
+}
+
+/* Computes block (a, b) if it is missing and fits the budget. A block
+ * that cannot be computed (a non-finite energy) stays missing: a product
+ * that needs it computes it again and reports the error. */
+static void cache_block(struct ebm_http_catalog *c, size_t a, size_t b,
+		struct ebm_ctx *ctx)
+{
+	float **slot = &c->cross[a * c->cap + b];
+	size_t n_ref = ebm_model_n_ref(c->files[b]);
+	if (*slot != NULL || n_ref > EBM_HTTP_CROSS_MAX_FLOATS - c->cross_floats) {
+		return;
+	}
+	float *e = ebm_alloc_array(n_ref, sizeof(float));
+	if (e == NULL) {
+		return;
+	}
+	struct ebm_error err;
+	ebm_error_clear(&err);
+	if (ebm_product_ref_block(c->files[a], c->files[b], ctx, e, &err)
+			!= EBM_STATUS_OK) {
+		ebm_log_debug("not caching the energies of one model on another's "
+				"reference rows: %s", err.message);
+		free(e);
+		return;
+	}
+	*slot = e;
+	c->cross_floats += n_ref;
+}
+
+/* The new file j with every earlier file it can compose with. */
+static void cache_file(struct ebm_http_catalog *c, size_t j,
+		struct ebm_ctx *ctx)
+{
+	for (size_t i = 0; i < j; i++) {
+		const struct ebm_model *pair[2] = { c->files[i], c->files[j] };
+		if (ebm_product_check(pair, 2, NULL) != EBM_STATUS_OK) {
+			continue;
+		}
+		cache_block(c, i, i, ctx);
+		cache_block(c, j, j, ctx);
+		cache_block(c, i, j, ctx);
+		cache_block(c, j, i, ctx);
+	}
+}
+
+/* The blocks of a product of files idx[0..n) (n * n pointers). */
+static size_t blocks_of(const struct ebm_http_catalog *c, const size_t *idx,
+		size_t n, const float **blocks)
+{
+	size_t missing = 0;
+	for (size_t k = 0; k < n; k++) {
+		for (size_t b = 0; b < n; b++) {
+			blocks[k * n + b] = c->cross[idx[k] * c->cap + idx[b]];
+			if (blocks[k * n + b] == NULL) {
+				missing += ebm_model_n_ref(c->files[idx[b]]);
+			}
+		}
+	}
+	return missing;
+}
+
+bool ebm_http_catalog_product(const struct ebm_http_catalog *c,
+		const struct ebm_http_entry *const *entries, const double *weights,
+		size_t n, struct ebm_ctx *ctx, struct ebm_product **out,
+		size_t *evals, struct ebm_http_error *e)
+{
+	*out = NULL;
+	if (evals != NULL) {
+		*evals = 0;
+	}
+	if (n == 0 || n > EBM_PRODUCT_MAX_MODELS) {
+		return ebm_http_fail(e, 422, "invalid_models",
+				"models: expected 1 to %u models, got %zu",
+				EBM_PRODUCT_MAX_MODELS, n);
+	}
+	const struct ebm_model *models[EBM_PRODUCT_MAX_MODELS];
+	size_t idx[EBM_PRODUCT_MAX_MODELS];
+	size_t total = 0;
+	for (size_t k = 0; k < n; k++) {
+		models[k] = entries[k]->models[0]->model;
+		idx[k] = entries[k]->file;
+		total += ebm_model_n_ref(models[k]);
+	}
+	struct ebm_error err;
+	ebm_error_clear(&err);
+	if (ebm_product_check(models, n, &err) == EBM_STATUS_MISMATCH) {
+		return ebm_http_fail(e, 422, "incompatible_models", "models: %s",
+				err.message);
+	}
+	const float *blocks[EBM_PRODUCT_MAX_MODELS * EBM_PRODUCT_MAX_MODELS];
+	size_t missing = blocks_of(c, idx, n, blocks);
+	if (n == 1 && (weights == NULL || weights[0] == 1.0)) {
+		missing = 0;   /* the model itself: its stored energies */
+	}
+	if (total > EBM_HTTP_ADHOC_MAX_REF || missing > EBM_HTTP_ADHOC_MAX_EVALS) {
+		return ebm_http_fail(e, 422, "composition_too_large",
+				"models: the product's reference set has %zu rows and "
+				"needs %zu energies computed; an ad-hoc composition may "
+				"have at most %zu and %zu (declare it as [compose.NAME] "
+				"in the configuration instead)", total, missing,
+				EBM_HTTP_ADHOC_MAX_REF, EBM_HTTP_ADHOC_MAX_EVALS);
+	}
+	enum ebm_status st = ebm_product_create_cached(models, weights, n,
+			blocks, ctx, out, &err);
+	if (evals != NULL) {
+		*evals = missing;
+	}
+	if (st == EBM_STATUS_OK) {
+		return true;
+	}
+	if (st == EBM_STATUS_MISMATCH) {
+		return ebm_http_fail(e, 422, "incompatible_models", "models: %s",
+				err.message);
+	}
+	if (st == EBM_STATUS_INVALID_ARGUMENT || st == EBM_STATUS_NUMERIC) {
+		return ebm_http_fail(e, 422, "invalid_models", "models: %s",
+				err.message);
+	}
+	ebm_log_error("building a product failed: %s", err.message);
+	return ebm_http_fail(e, 500, "internal_error", "%s", err.message);
+}
+
 bool ebm_http_catalog_add_model(struct ebm_http_catalog *c,
 		struct ebm_http_model *hm, struct ebm_ctx *ctx,
 		struct ebm_error *err)
@@ -228,9 +385,13 @@ bool ebm_http_catalog_add_model(struct ebm_http_catalog *c,
 	e.weights[0] = 1.0;
 	e.alpha = c->settings.has_alpha ? c->settings.alpha
 			: ebm_http_float_value(ebm_model_alpha(hm->model));
+	grow_files(c);
+	e.file = c->n_model_files;
 	if (!finish_entry(c, &e, err)) {
 		return false;
 	}
+	c->files[c->n_model_files] = hm->model;
+	cache_file(c, c->n_model_files, ctx);
 	c->n_model_files++;
 	return true;
 }
@@ -258,6 +419,7 @@ bool ebm_http_catalog_add_composition(struct ebm_http_catalog *c,
 	e.models = ebm_xcalloc(n, sizeof(*e.models));
 	e.weights = ebm_xmalloc(n * sizeof(*e.weights));
 	const struct ebm_model *raw[EBM_PRODUCT_MAX_MODELS];
+	size_t idx[EBM_PRODUCT_MAX_MODELS];
 	double min_alpha = 1.0;
 	for (size_t i = 0; i < n; i++) {
 		const struct ebm_http_entry *m = find_unsorted(c, models[i]);
@@ -271,12 +433,15 @@ bool ebm_http_catalog_add_composition(struct ebm_http_catalog *c,
 		e.n_models = i + 1;
 		e.weights[i] = weights != NULL ? weights[i] : 1.0;
 		raw[i] = m->models[0]->model;
+		idx[i] = m->file;
 		min_alpha = m->alpha < min_alpha ? m->alpha : min_alpha;
 	}
 	struct ebm_error perr;
 	ebm_error_clear(&perr);
-	if (ebm_product_create(raw, e.weights, n, ctx, &e.product, &perr)
-			!= EBM_STATUS_OK) {
+	const float *blocks[EBM_PRODUCT_MAX_MODELS * EBM_PRODUCT_MAX_MODELS];
+	blocks_of(c, idx, n, blocks);
+	if (ebm_product_create_cached(raw, e.weights, n, blocks, ctx, &e.product,
+			&perr) != EBM_STATUS_OK) {
 		ebm_error_set(err, perr.code, "composition '%s': %s", name,
 				perr.message);
 		goto fail;

@@ -197,7 +197,7 @@ bool ebm_http_request_force_jansson(bool on);
 
 /* Phase 2, 422: alpha in (0, 1), steps in 1..EBM_REPAIR_MAX_STEPS,
  * step_size in (0, EBM_REPAIR_MAX_STEP_SIZE], one weight > 0 per model,
- * 1..EBM_PRODUCT_MAX_MODELS models, at least one instance. */
+ * 1..EBM_PRODUCT_MAX_MODELS distinct models, at least one instance. */
 bool ebm_http_request_check(const struct ebm_http_request *r,
 		struct ebm_http_error *e);
 
@@ -323,6 +323,8 @@ struct ebm_http_entry {
 	                                  * strings), or NULL */
 	char *info;                      /* model-info JSON text, owned */
 	struct ebm_http_model_stats *stats;
+	size_t file;                     /* model files: index in the
+	                                  * catalog's files[] */
 };
 
 /* Request-level settings that a reload may change with the models. */
@@ -333,6 +335,22 @@ struct ebm_http_settings {
 	double alpha;
 };
 
+/*
+ * Bounds of POST /v1/score, whose product is built per request. The
+ * catalog computes, as each model file is added (at load and reload, not
+ * on the request path), every block a product of model files can need:
+ * the energies of file a on the reference rows of file b, for every pair
+ * of compatible files, up to EBM_HTTP_CROSS_MAX_FLOATS energies in all.
+ * An ad-hoc product is then n additions per union reference row and a
+ * sort; its union may have at most EBM_HTTP_ADHOC_MAX_REF rows, and the
+ * blocks that did not fit the cache (computed for the request) at most
+ * EBM_HTTP_ADHOC_MAX_EVALS energies. Beyond either it is refused (422,
+ * composition_too_large); a [compose.NAME] section has no such bound.
+ */
+#define EBM_HTTP_CROSS_MAX_FLOATS ((size_t)4 << 20)   /* 16 MiB */
+#define EBM_HTTP_ADHOC_MAX_REF ((size_t)1 << 18)      /* 262,144 rows */
+#define EBM_HTTP_ADHOC_MAX_EVALS ((size_t)1 << 16)    /* 65,536 energies */
+
 struct ebm_http_catalog {
 	atomic_uint refs;
 	size_t n_entries;
@@ -340,6 +358,13 @@ struct ebm_http_catalog {
 	size_t n_model_files;            /* entries that are files */
 	struct ebm_http_settings settings;
 	struct ebm_http_metrics *metrics; /* borrowed; may be NULL */
+	/* The model files in the order added (borrowed from their entries),
+	 * and the cached blocks: cross[a * cap + b] = energies of files[a] on
+	 * the reference rows of files[b] (owned), or NULL. */
+	const struct ebm_model **files;
+	size_t cap;
+	float **cross;
+	size_t cross_floats;
 };
 
 /*
@@ -368,6 +393,20 @@ bool ebm_http_catalog_add_model(struct ebm_http_catalog *c,
 bool ebm_http_catalog_add_composition(struct ebm_http_catalog *c,
 		const char *name, const char *const *models, const double *weights,
 		size_t n, double alpha, struct ebm_ctx *ctx, struct ebm_error *err);
+
+/*
+ * The product of n model-file entries of c with weights (NULL: all 1) for
+ * POST /v1/score, from the cached blocks: the same product, bit for bit,
+ * as ebm_product_create() of those models. Refuses before any maths (422
+ * composition_too_large) a product over the bounds above, and answers 422
+ * invalid_models for a bad weight or a non-finite reference energy and
+ * 422 incompatible_models for models that cannot compose. *evals (may be
+ * NULL) receives the number of energies computed for this call.
+ */
+bool ebm_http_catalog_product(const struct ebm_http_catalog *c,
+		const struct ebm_http_entry *const *entries, const double *weights,
+		size_t n, struct ebm_ctx *ctx, struct ebm_product **out,
+		size_t *evals, struct ebm_http_error *e);
 
 /* Sorts the entries for lookup; call once, after the last add. */
 void ebm_http_catalog_seal(struct ebm_http_catalog *c);

@@ -777,6 +777,17 @@ bool ebm_http_request_check(const struct ebm_http_request *r,
 					"models: at most %u models, got %zu",
 					EBM_PRODUCT_MAX_MODELS, r->n_models);
 		}
+		/* API.md: a model may appear once (so may a [compose] expert). */
+		for (size_t i = 1; i < r->n_models; i++) {
+			for (size_t j = 0; j < i; j++) {
+				if (strcmp(r->models[i], r->models[j]) == 0) {
+					return ebm_http_fail(e, 422, "duplicate_model",
+							"models[%zu]: '%.128s' is already models[%zu]; "
+							"a model may appear once (give it a larger "
+							"weight instead)", i, r->models[i], j);
+				}
+			}
+		}
 		if (r->weights != NULL && r->n_weights != r->n_models) {
 			return ebm_http_fail(e, 422, "invalid_weights",
 					"weights: expected %zu weights (one per model), got %zu",

@@ -400,25 +400,42 @@ static void header(struct ebm_http_buf *b, const struct target *t)
 	ebm_http_buf_json_string(b, t->version);
 }
 
-static int run_score(struct ebm_http_worker *w, struct evhttp_request *req,
-		const struct ebm_http_request *r, const struct target *t)
+/* The request's rows as floats in the worker's X scratch (422 when they
+ * do not fit the schema), or NULL with the reply sent in *status. */
+static float *request_rows(struct ebm_http_worker *w,
+		struct evhttp_request *req, const struct ebm_http_request *r,
+		const struct ebm_http_schema *schema, int *status)
 {
 	struct ebm_http_error e;
+	size_t nd;
+	float *x = NULL;
+	if (ebm_mul_size(r->n_rows, schema->d, &nd)) {
+		x = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_X, nd,
+				sizeof(float));
+	}
+	if (x == NULL) {
+		*status = nomem(w, req);
+		return NULL;
+	}
+	if (!ebm_http_request_rows(r, schema, x, &e)) {
+		*status = reply_error(w, req, &e);
+		return NULL;
+	}
+	return x;
+}
+
+/* Scores the rows x (from request_rows) against t. */
+static int run_score(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct ebm_http_request *r, const struct target *t,
+		const float *x)
+{
 	size_t n = r->n_rows;
 	size_t d = t->schema->d;
-	size_t nd;
-	if (!ebm_mul_size(n, d, &nd)) {
-		return nomem(w, req);
-	}
-	float *x = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_X, nd,
-			sizeof(float));
+	size_t nd = n * d;   /* request_rows checked it */
 	struct ebm_score *s = ebm_http_worker_scratch(w,
 			EBM_HTTP_SCRATCH_SCORES, n, sizeof(*s));
-	if (x == NULL || s == NULL) {
+	if (s == NULL) {
 		return nomem(w, req);
-	}
-	if (!ebm_http_request_rows(r, t->schema, x, &e)) {
-		return reply_error(w, req, &e);
 	}
 	double alpha = r->has_alpha ? r->alpha : t->alpha;
 	struct ebm_error err;
@@ -566,14 +583,26 @@ static int post_model(struct ebm_http_worker *w, struct evhttp_request *req,
 			.stats = entry->stats,
 		};
 		memcpy(t.version, entry->version, sizeof(t.version));
-		status = kind == EBM_HTTP_KIND_SCORE ? run_score(w, req, &r, &t)
-				: run_repair(w, req, &r, &t);
+		if (kind == EBM_HTTP_KIND_REPAIR) {
+			status = run_repair(w, req, &r, &t);
+		} else {
+			const float *x = request_rows(w, req, &r, t.schema, &status);
+			if (x != NULL) {
+				status = run_score(w, req, &r, &t, x);
+			}
+		}
 	}
 	ebm_http_request_finish(&r);
 	return status;
 }
 
-/* POST /v1/score: a product built for this request. */
+/*
+ * POST /v1/score: a product built for this request, and everything that
+ * can refuse it checked before any maths: the models (404), the request's
+ * bounds and duplicates (422), whether the models compose, the rows
+ * against the product's features, and the product's cost (422, see
+ * http.h). The product itself comes from the catalog's cached blocks.
+ */
 static int post_compose(struct ebm_http_worker *w, struct evhttp_request *req,
 		const struct ebm_http_catalog *c)
 {
@@ -585,8 +614,7 @@ static int post_compose(struct ebm_http_worker *w, struct evhttp_request *req,
 	}
 	int status;
 	struct ebm_product *p = NULL;
-	struct ebm_http_schema schema = { 0 };
-	const char **names = NULL;
+	const struct ebm_http_entry *entries[EBM_PRODUCT_MAX_MODELS];
 	const struct ebm_model *models[EBM_PRODUCT_MAX_MODELS];
 	double alpha = 1.0;
 	/* 404 for an unknown model comes before any 422. */
@@ -600,6 +628,7 @@ static int post_compose(struct ebm_http_worker *w, struct evhttp_request *req,
 			goto out;
 		}
 		if (i < EBM_PRODUCT_MAX_MODELS) {
+			entries[i] = m;
 			models[i] = m->models[0]->model;
 			alpha = m->alpha < alpha ? m->alpha : alpha;
 		}
@@ -610,51 +639,41 @@ static int post_compose(struct ebm_http_worker *w, struct evhttp_request *req,
 	}
 	struct ebm_error err;
 	ebm_error_clear(&err);
-	enum ebm_status st = ebm_product_create(models, r.weights, r.n_models,
-			w->ctx, &p, &err);
-	if (st == EBM_STATUS_MISMATCH) {
+	if (ebm_product_check(models, r.n_models, &err) == EBM_STATUS_MISMATCH) {
 		status = fail(w, req, 422, "incompatible_models", "models: %s",
 				err.message);
 		goto out;
 	}
-	if (st == EBM_STATUS_INVALID_ARGUMENT || st == EBM_STATUS_NUMERIC) {
-		status = fail(w, req, 422, "invalid_models", "models: %s",
-				err.message);
-		goto out;
-	}
-	if (st != EBM_STATUS_OK) {
-		status = maths_error(w, req, &err);
-		goto out;
-	}
-	size_t d = ebm_product_n_features(p);
-	if (d > 0 && ebm_product_feature_name(p, 0) != NULL) {
-		names = ebm_alloc_array(d, sizeof(*names));
-		if (names == NULL) {
-			status = nomem(w, req);
-			goto out;
-		}
-		for (size_t j = 0; j < d; j++) {
-			names[j] = ebm_product_feature_name(p, j);
+	/* The product's features: those of its first expert with names (as
+	 * ebm_product_feature_name has them), else positional. */
+	const struct ebm_http_entry *named = entries[0];
+	for (size_t i = 0; i < r.n_models; i++) {
+		if (entries[i]->schema.names != NULL) {
+			named = entries[i];
+			break;
 		}
 	}
-	if (!ebm_http_schema_init(&schema, d, names)) {
-		status = nomem(w, req);
+	const float *x = request_rows(w, req, &r, &named->schema, &status);
+	if (x == NULL) {
+		goto out;
+	}
+	if (!ebm_http_catalog_product(c, entries, r.weights, r.n_models, w->ctx,
+			&p, NULL, &e)) {
+		status = reply_error(w, req, &e);
 		goto out;
 	}
 	struct target t = {
 		.req = &r,
 		.product = p,
-		.schema = &schema,
+		.schema = &named->schema,
 		.alpha = c->settings.has_alpha ? c->settings.alpha : alpha,
 		.stats = w->adhoc_stats,
 	};
 	char checksum[33];
 	ebm_http_product_version(p, t.version, checksum);
-	status = run_score(w, req, &r, &t);
+	status = run_score(w, req, &r, &t, x);
 
 out:
-	ebm_http_schema_finish(&schema);
-	free(names);
 	ebm_product_destroy(p);
 	ebm_http_request_finish(&r);
 	return status;

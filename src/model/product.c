@@ -95,27 +95,37 @@ static int cmp_float(const void *a, const void *b)
 
 /* Same feature count as models[0]; same names as the first named expert
  * wherever both have names. */
-static enum ebm_status check_compatible(const struct ebm_product *p,
-		struct ebm_error *err)
+enum ebm_status ebm_product_check(const struct ebm_model *const *models,
+		size_t n, struct ebm_error *err)
 {
-	for (size_t k = 1; k < p->n; k++) {
-		const struct ebm_model *b = p->models[k];
-		if (ebm_model_n_features(b) != p->d) {
+	if (models == NULL || n == 0 || n > EBM_PRODUCT_MAX_MODELS) {
+		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
+				"a product needs 1 to %u models, got %zu",
+				EBM_PRODUCT_MAX_MODELS, n);
+	}
+	size_t d = ebm_model_n_features(models[0]);
+	const struct ebm_model *named = NULL;
+	for (size_t k = 0; k < n; k++) {
+		const struct ebm_model *b = models[k];
+		if (ebm_model_n_features(b) != d) {
 			return ebm_error_set(err, EBM_STATUS_MISMATCH,
 					"models[%zu] has %zu features, models[0] has %zu", k,
-					ebm_model_n_features(b), p->d);
+					ebm_model_n_features(b), d);
+		}
+		if (named == NULL && ebm_model_feature_name(b, 0) != NULL) {
+			named = b;
 		}
 	}
-	if (p->named == NULL) {
+	if (named == NULL) {
 		return EBM_STATUS_OK;
 	}
-	for (size_t k = 0; k < p->n; k++) {
-		const struct ebm_model *b = p->models[k];
+	for (size_t k = 0; k < n; k++) {
+		const struct ebm_model *b = models[k];
 		if (ebm_model_feature_name(b, 0) == NULL) {
 			continue;
 		}
-		for (size_t j = 0; j < p->d; j++) {
-			const char *na = ebm_model_feature_name(p->named, j);
+		for (size_t j = 0; j < d; j++) {
+			const char *na = ebm_model_feature_name(named, j);
 			const char *nb = ebm_model_feature_name(b, j);
 			if (strcmp(na, nb) != 0) {
 				return ebm_error_set(err, EBM_STATUS_MISMATCH,
@@ -127,39 +137,139 @@ static enum ebm_status check_compatible(const struct ebm_product *p,
 	return EBM_STATUS_OK;
 }
 
+enum ebm_status ebm_product_ref_block(const struct ebm_model *m,
+		const struct ebm_model *ref, struct ebm_ctx *ctx, float *out,
+		struct ebm_error *err)
+{
+	if (ebm_model_n_features(m) != ebm_model_n_features(ref)) {
+		return ebm_error_set(err, EBM_STATUS_MISMATCH,
+				"the models have %zu and %zu features",
+				ebm_model_n_features(m), ebm_model_n_features(ref));
+	}
+	/* One call over the block, from its first row: the same batches
+	 * whoever computes it, so the same bits. */
+	return ebm_model_energy(m, ctx, ebm_model_ref_rows(ref),
+			ebm_model_n_ref(ref), out, err);
+}
+
+static enum ebm_status fail_reference(struct ebm_error *err,
+		enum ebm_status st, size_t k, size_t b)
+{
+	if (err != NULL) {
+		/* Keep the expert's message, truncated to fit the prefix. */
+		char msg[400];
+		memcpy(msg, err->message, sizeof(msg) - 1);
+		msg[sizeof(msg) - 1] = '\0';
+		snprintf(err->message, sizeof(err->message),
+				"reference set of the product: models[%zu] on the "
+				"reference rows of models[%zu]: %.399s", k, b, msg);
+	}
+	return st;
+}
+
+/*
+ * The union reference energies under the product, in union order (the
+ * rows of models[0], then those of models[1], ...): for each block b and
+ * expert k, blocks[k * n + b] when given, else computed into scratch.
+ */
+static enum ebm_status union_energies(struct ebm_product *p,
+		const float *const *blocks, struct ebm_ctx *ctx,
+		struct ebm_error *err)
+{
+	size_t n = p->n;
+	size_t max_block = 0;
+	for (size_t b = 0; b < n; b++) {
+		size_t nb = ebm_model_n_ref(p->models[b]);
+		max_block = nb > max_block ? nb : max_block;
+	}
+	float *tmp = NULL;
+	size_t off = 0;
+	for (size_t b = 0; b < n; b++) {
+		const struct ebm_model *mb = p->models[b];
+		size_t nb = ebm_model_n_ref(mb);
+		float *acc = p->ref_energy + off;
+		for (size_t k = 0; k < n; k++) {
+			const float *e = blocks != NULL ? blocks[k * n + b] : NULL;
+			if (e == NULL) {
+				if (tmp == NULL) {
+					tmp = ebm_alloc_array(max_block, sizeof(float));
+					if (tmp == NULL) {
+						return ebm_error_set(err, EBM_STATUS_NOMEM,
+								"out of memory for %zu reference energies",
+								max_block);
+					}
+				}
+				enum ebm_status st = ebm_product_ref_block(p->models[k], mb,
+						ctx, tmp, err);
+				if (st != EBM_STATUS_OK) {
+					free(tmp);
+					return fail_reference(err, st, k, b);
+				}
+				e = tmp;
+			}
+			float w = (float)p->weights[k];
+			for (size_t i = 0; i < nb; i++) {
+				acc[i] = k == 0 ? w * e[i] : acc[i] + w * e[i];
+			}
+		}
+		for (size_t i = 0; i < nb; i++) {
+			if (!isfinite(acc[i])) {
+				free(tmp);
+				enum ebm_status st = ebm_error_set(err, EBM_STATUS_NUMERIC,
+						"reference set of the product: row %zu: energy is "
+						"not finite", off + i + 1);
+				if (err != NULL) {
+					err->line = off + i + 1;
+				}
+				return st;
+			}
+		}
+		off += nb;
+	}
+	free(tmp);
+	return EBM_STATUS_OK;
+}
+
 enum ebm_status ebm_product_create(const struct ebm_model *const *models,
 		const double *weights, size_t n, struct ebm_ctx *ctx,
 		struct ebm_product **out, struct ebm_error *err)
 {
+	return ebm_product_create_cached(models, weights, n, NULL, ctx, out,
+			err);
+}
+
+enum ebm_status ebm_product_create_cached(
+		const struct ebm_model *const *models, const double *weights,
+		size_t n, const float *const *blocks, struct ebm_ctx *ctx,
+		struct ebm_product **out, struct ebm_error *err)
+{
 	*out = NULL;
-	if (n == 0 || n > EBM_PRODUCT_MAX_MODELS) {
-		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
-				"a product needs 1 to %u models, got %zu",
-				EBM_PRODUCT_MAX_MODELS, n);
+	enum ebm_status st = ebm_product_check(models, n, err);
+	if (st == EBM_STATUS_INVALID_ARGUMENT) {
+		return st;
+	}
+	for (size_t k = 0; k < n; k++) {
+		double w = weights != NULL ? weights[k] : 1.0;
+		if (!(isfinite(w) && w > 0.0)) {
+			return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
+					"weights[%zu] must be a finite number > 0, got %g", k, w);
+		}
+	}
+	if (st != EBM_STATUS_OK) {
+		return st;
 	}
 	struct ebm_product *p = ebm_xcalloc(1, sizeof(*p));
 	p->n = n;
 	p->d = ebm_model_n_features(models[0]);
 	p->alpha = 1.0f;
 	for (size_t k = 0; k < n; k++) {
-		double w = weights != NULL ? weights[k] : 1.0;
-		if (!(isfinite(w) && w > 0.0)) {
-			ebm_product_destroy(p);
-			return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
-					"weights[%zu] must be a finite number > 0, got %g", k, w);
-		}
 		p->models[k] = models[k];
-		p->weights[k] = w;
+		p->weights[k] = weights != NULL ? weights[k] : 1.0;
 		float a = ebm_model_alpha(models[k]);
 		p->alpha = a < p->alpha ? a : p->alpha;
 		if (p->named == NULL && ebm_model_feature_name(models[k], 0) != NULL) {
 			p->named = models[k];
 		}
-	}
-	enum ebm_status st = check_compatible(p, err);
-	if (st != EBM_STATUS_OK) {
-		ebm_product_destroy(p);
-		return st;
 	}
 	size_t total = 0;
 	for (size_t k = 0; k < n; k++) {
@@ -169,9 +279,7 @@ enum ebm_status ebm_product_create(const struct ebm_model *const *models,
 	p->n_ref = total;
 	p->ref_energy = ebm_alloc_array(total, sizeof(float));
 	p->median_row = ebm_alloc_array(d, sizeof(float));
-	float *rows = ebm_alloc_array(total * d, sizeof(float));
-	if (p->ref_energy == NULL || p->median_row == NULL || rows == NULL) {
-		free(rows);
+	if (p->ref_energy == NULL || p->median_row == NULL) {
 		ebm_product_destroy(p);
 		return ebm_error_set(err, EBM_STATUS_NOMEM,
 				"out of memory for %zu reference rows", total);
@@ -182,52 +290,42 @@ enum ebm_status ebm_product_create(const struct ebm_model *const *models,
 				total * sizeof(float));
 		memcpy(p->median_row, ebm_model_ref_rows(models[0]) +
 				ebm_model_median_index(models[0]) * d, d * sizeof(float));
-		free(rows);
 		*out = p;
 		return EBM_STATUS_OK;
 	}
-	size_t off = 0;
-	for (size_t k = 0; k < n; k++) {
-		size_t nk = ebm_model_n_ref(models[k]);
-		memcpy(rows + off * d, ebm_model_ref_rows(models[k]),
-				nk * d * sizeof(float));
-		off += nk;
-	}
-	st = product_eval(p, ctx, rows, total, p->ref_energy, NULL, err);
+	st = union_energies(p, blocks, ctx, err);
 	if (st != EBM_STATUS_OK) {
-		if (err != NULL) {
-			/* Keep the expert's message, truncated to fit the prefix. */
-			char msg[400];
-			memcpy(msg, err->message, sizeof(msg) - 1);
-			msg[sizeof(msg) - 1] = '\0';
-			snprintf(err->message, sizeof(err->message),
-					"reference set of the product: %.399s", msg);
-		}
-		free(rows);
 		ebm_product_destroy(p);
 		return st;
 	}
-	/* The median-energy row: rank ceil(n/2) among the union. */
-	size_t best = 0;
+	/* The median-energy row: rank ceil(n/2) among the union; the first
+	 * row in union order with that energy. */
 	float *sorted = p->ref_energy;
 	float *copy = ebm_alloc_array(total, sizeof(float));
 	if (copy == NULL) {
-		free(rows);
 		ebm_product_destroy(p);
 		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
 	}
 	memcpy(copy, sorted, total * sizeof(float));
 	qsort(sorted, total, sizeof(float), cmp_float);
 	float med = sorted[(total - 1) / 2];
+	size_t best = 0;
 	for (size_t i = 0; i < total; i++) {
 		if (copy[i] == med) {
 			best = i;
 			break;
 		}
 	}
-	memcpy(p->median_row, rows + best * d, d * sizeof(float));
 	free(copy);
-	free(rows);
+	for (size_t k = 0; k < n; k++) {
+		size_t nk = ebm_model_n_ref(models[k]);
+		if (best < nk) {
+			memcpy(p->median_row, ebm_model_ref_rows(models[k]) + best * d,
+					d * sizeof(float));
+			break;
+		}
+		best -= nk;
+	}
 	*out = p;
 	return EBM_STATUS_OK;
 }

@@ -596,6 +596,22 @@ def errors_422():
     MAIN.error("POST", s, {"models": ["thy", "renamed"],
                            "instances": [NORMAL[0]]}, status=422,
                code="incompatible_models")
+    # A model may appear once (API.md); 64 times "thy" used to be scored.
+    MAIN.error("POST", s, {"models": ["thy", "thy2", "thy"],
+                           "instances": [NORMAL[0]]}, status=422,
+               code="duplicate_model", message=r"^models\[2\]: 'thy'")
+    MAIN.error("POST", s, {"models": ["thy"] * 64,
+                           "instances": [NORMAL[0]]}, status=422,
+               code="duplicate_model")
+    # The rows are checked before the product's reference set is scored:
+    # a weight of 1e38 makes every reference energy overflow, but the
+    # short row is what the answer names.
+    MAIN.error("POST", s, {"models": ["thy", "thy2"], "weights": [1e38, 1],
+                           "instances": [[1, 2, 3]]}, status=422,
+               code="wrong_feature_count")
+    MAIN.error("POST", s, {"models": ["thy", "thy2"], "weights": [1e38, 1],
+                           "instances": [NORMAL[0]]}, status=422,
+               code="invalid_models", message="not finite")
 
 
 @test
