@@ -250,6 +250,52 @@ START_TEST(repair_descends)
 }
 END_TEST
 
+/* The trust region of product.h, step by step, on E = 0.5 z0^2 + ...
+ * (unit scale, so z = x) from rows on the z0 axis, where the normalized
+ * direction is exactly -sign(z0) e0. */
+static float repair_x0(const struct ebm_product *p, struct ebm_ctx *ctx,
+		float x0, uint32_t steps)
+{
+	float x[3] = {x0, 0.0f, 0.0f}, out[3];
+	struct ebm_repair_options o;
+	ebm_repair_options_init(&o);
+	o.steps = steps;
+	ck_assert_int_eq(ebm_product_repair(p, ctx, &o, x, 1, out, NULL, NULL,
+			NULL), 0);
+	ck_assert(out[1] == 0.0f && out[2] == 0.0f);
+	return out[0];
+}
+
+START_TEST(repair_trust_region)
+{
+	struct ebm_model *a = gaussian(3, P1, 9, 0.5f, NULL);
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	struct ebm_product *p;
+	ck_assert_int_eq(ebm_product_create((const struct ebm_model *const[]){a},
+			NULL, 1, ctx, &p, NULL), EBM_STATUS_OK);
+	const double r = (double)(EBM_REPAIR_DEFAULT_STEP_SIZE * sqrtf(3.0f));
+	/* Far out, every full step succeeds: lengths r, 2r, 4r, ... capped at
+	 * 32 r. After k steps the row has moved by the sum. */
+	static const double moved[] = {0, 1, 3, 7, 15, 31, 63, 95, 127, 159};
+	for (uint32_t k = 1; k < 10; k++) {
+		double got = 100.0 - (double)repair_x0(p, ctx, 100.0f, k);
+		ck_assert_msg(fabs(got - moved[k] * r) < 1e-4 * moved[k] * r,
+				"%u steps: moved %g, expected %g", k, got, moved[k] * r);
+	}
+	/* From 0.4 r a full step overshoots to -0.6 r (higher energy): halved,
+	 * to -0.1 r. The next length is r/2, which overshoots (0.4 r), as does
+	 * r/4 (0.15 r); r/8 lands at 0.025 r. */
+	float x0 = (float)(0.4 * r);
+	ck_assert_msg(fabs(repair_x0(p, ctx, x0, 1) + 0.1 * r) < 1e-6,
+			"%g", (double)repair_x0(p, ctx, x0, 1));
+	ck_assert_msg(fabs(repair_x0(p, ctx, x0, 2) - 0.025 * r) < 1e-6,
+			"%g", (double)repair_x0(p, ctx, x0, 2));
+	ebm_product_destroy(p);
+	ebm_ctx_destroy(ctx);
+	ebm_model_destroy(a);
+}
+END_TEST
+
 START_TEST(nonfinite_row_named)
 {
 	struct ebm_model *a = gaussian(3, P1, 9, 0.5f, NULL);
@@ -390,6 +436,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, incompatible);
 	tcase_add_test(tc, explain_closed_form);
 	tcase_add_test(tc, repair_descends);
+	tcase_add_test(tc, repair_trust_region);
 	tcase_add_test(tc, nonfinite_row_named);
 	tcase_add_test(tc, cached_equals_fresh);
 	tcase_add_test(tc, check_without_maths);

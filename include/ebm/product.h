@@ -138,12 +138,22 @@ struct ebm_repair_options {
 void ebm_repair_options_init(struct ebm_repair_options *o);
 
 /*
- * Moves each row toward a nearby likely point: gradient descent on E in
- * standardized units, z <- z - eta * g with fixed features masked, each
- * move limited to a trust region of step_size * sqrt(d) (Euclidean), and
- * backtracking (eta halved, up to 20 times) until E decreases; a row whose
- * energy cannot decrease stops there. So energy_after <= energy_before,
- * always. out is n_rows x d raw units; before/after may be NULL.
+ * Moves each row toward a nearby likely point by descent on E in the first
+ * expert's standardized units z, with a trust region per row:
+ *   - the direction is the gradient of E in z with the fixed features
+ *     masked, normalized to length 1: each step moves the row by exactly
+ *     its step length h (Euclidean, in z);
+ *   - the first step length is step_size * sqrt(d);
+ *   - a step is taken only if E falls; otherwise h is halved, up to 20
+ *     times, and a row that still finds no lower energy (or whose masked
+ *     gradient is 0) stops for good: a local minimum;
+ *   - a step taken at full length doubles the next one, up to 32 times
+ *     the first; a step taken after halving sets the next length to the
+ *     one that worked.
+ * So energy_after <= energy_before, always, fixed features never move, a
+ * row far out crosses the distance in few steps and a row near a minimum
+ * takes small ones. Each of the `steps` iterations makes at most one move
+ * per row. out is n_rows x d raw units; before/after may be NULL.
  */
 enum ebm_status ebm_product_repair(const struct ebm_product *p,
 		struct ebm_ctx *ctx, const struct ebm_repair_options *o,
