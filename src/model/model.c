@@ -396,6 +396,28 @@ enum ebm_status ebm_model_energy_grad(const struct ebm_model *m,
 	return eval(m, ctx, x, n_rows, 0, energy, grad, err);
 }
 
+enum ebm_status ebm_score_check_alpha(double alpha, struct ebm_error *err)
+{
+	/* Written so that NaN fails too. */
+	if (!(alpha > 0.0 && alpha < 1.0)) {
+		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
+				"alpha must be in (0, 1), got %g", alpha);
+	}
+	return EBM_STATUS_OK;
+}
+
+void ebm_scores_of(const float *e, size_t n, float median,
+		const float *ref_energy, size_t n_ref, double alpha,
+		struct ebm_score *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[i].energy = e[i];
+		out[i].score = e[i] - median;
+		out[i].p_value = ebm_p_value(ref_energy, n_ref, e[i]);
+		out[i].anomaly = out[i].p_value < alpha;
+	}
+}
+
 enum ebm_status ebm_model_score(const struct ebm_model *m, struct ebm_ctx *ctx,
 		const float *x, size_t n_rows, double alpha, struct ebm_score *out,
 		struct ebm_error *err)
@@ -404,10 +426,9 @@ enum ebm_status ebm_model_score(const struct ebm_model *m, struct ebm_ctx *ctx,
 	if (st != EBM_STATUS_OK) {
 		return st;
 	}
-	/* Written so that NaN fails too. */
-	if (!(alpha > 0.0 && alpha < 1.0)) {
-		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
-				"alpha must be in (0, 1), got %g", alpha);
+	st = ebm_score_check_alpha(alpha, err);
+	if (st != EBM_STATUS_OK) {
+		return st;
 	}
 	size_t d = m->net.d;
 	float median = ebm_model_median_energy(m);
@@ -422,13 +443,8 @@ enum ebm_status ebm_model_score(const struct ebm_model *m, struct ebm_ctx *ctx,
 		if (st != EBM_STATUS_OK) {
 			return st;
 		}
-		for (size_t i = 0; i < nb; i++) {
-			struct ebm_score *s = &out[start + i];
-			s->energy = e[i];
-			s->score = e[i] - median;
-			s->p_value = ebm_p_value(m->ref_energy, m->n_ref, e[i]);
-			s->anomaly = s->p_value < alpha;
-		}
+		ebm_scores_of(e, nb, median, m->ref_energy, m->n_ref, alpha,
+				out + start);
 	}
 	return EBM_STATUS_OK;
 }

@@ -13,6 +13,7 @@
 
 #include "core/core.h"
 #include "ebm/model.h"
+#include "ebm/product.h"
 
 struct ebm_model {
 	struct ebm_net net;        /* owns its arrays */
@@ -61,6 +62,54 @@ struct ebm_model *ebm_model_alloc(void);
  */
 enum ebm_status ebm_model_finalize(struct ebm_model *m,
 		struct ebm_error *err);
+
+/* ---- products: shared by product.c, explain.c and repair.c ------------ */
+
+/* The scratch buffers of struct ebm_ctx that products use (ctx->prod). */
+enum {
+	EBM_PBUF_ACC,     /* accumulated energies or gradients */
+	EBM_PBUF_TMP,     /* one expert's energies or gradients */
+	EBM_PBUF_PTS,     /* explain: path points; repair: proposals */
+	EBM_PBUF_GRAD,    /* explain: path gradients; repair: gradients */
+	EBM_PBUF_E,       /* repair: current energies */
+	EBM_PBUF_AUX,     /* repair: proposal energies and step scales */
+};
+
+struct ebm_product {
+	size_t n;
+	const struct ebm_model *models[EBM_PRODUCT_MAX_MODELS];
+	double weights[EBM_PRODUCT_MAX_MODELS];
+	size_t d;
+	const struct ebm_model *named;  /* first expert with feature names */
+	float alpha;
+	size_t n_ref;
+	float *ref_energy;              /* owned, ascending */
+	float *median_row;              /* owned, d floats */
+};
+
+/*
+ * product.c: energy (and grad, n x d, if not NULL) of the product for n
+ * raw rows, sum_k w_k E_k with float weights in the order of the experts.
+ * Errors from the experts already name the row (1-based within x).
+ */
+enum ebm_status ebm_product_eval(const struct ebm_product *p,
+		struct ebm_ctx *ctx, const float *x, size_t n, float *energy,
+		float *grad, struct ebm_error *err);
+
+/* ---- scoring: shared by model.c and product.c ------------------------- */
+
+/* model.c: INVALID_ARGUMENT unless 0 < alpha < 1 (checked before any
+ * maths). */
+enum ebm_status ebm_score_check_alpha(double alpha, struct ebm_error *err);
+
+/*
+ * model.c: the one way energies become scores, for models and products
+ * alike: out[i] gets e[i], e[i] - median, the p-value of e[i] against the
+ * n_ref sorted reference energies, and p < alpha.
+ */
+void ebm_scores_of(const float *e, size_t n, float median,
+		const float *ref_energy, size_t n_ref, double alpha,
+		struct ebm_score *out);
 
 /* ---- shared by model.c and format.c ---------------------------------- */
 

@@ -1,9 +1,10 @@
 /*
- * product.c — products of experts (weighted sums of model energies), and
- * the two gradient-based services built on any product: explanations by
- * integrated gradients and repair by energy descent. A single model is the
- * product of one expert with weight 1 and reuses its stored reference
- * energies, so its scores are the model's own.
+ * product.c — products of experts (weighted sums of model energies):
+ * creation (the union reference set, block by block), accessors, energies
+ * and scores. The two gradient-based services built on any product live
+ * in explain.c (integrated gradients) and repair.c (energy descent). A
+ * single model is the product of one expert with weight 1 and reuses its
+ * stored reference energies, so its scores are the model's own.
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,43 +14,18 @@
 #include "model/model.h"
 #include "ebm/product.h"
 
-/* Scratch buffers of struct ebm_ctx used here (see model.h). */
-enum {
-	BUF_ACC,     /* accumulated energies or gradients */
-	BUF_TMP,     /* one expert's energies or gradients */
-	BUF_PTS,     /* explain: path points; repair: proposals */
-	BUF_GRAD,    /* explain: path gradients; repair: gradients */
-	BUF_E,       /* repair: current energies */
-	BUF_AUX,     /* repair: proposal energies and step scales */
-};
-
-struct ebm_product {
-	size_t n;
-	const struct ebm_model *models[EBM_PRODUCT_MAX_MODELS];
-	double weights[EBM_PRODUCT_MAX_MODELS];
-	size_t d;
-	const struct ebm_model *named;  /* first expert with feature names */
-	float alpha;
-	size_t n_ref;
-	float *ref_energy;              /* owned, ascending */
-	float *median_row;              /* owned, d floats */
-};
-
 /* ---- energies --------------------------------------------------------- */
 
-/*
- * energy (and grad, n x d, if not NULL) of the product for n rows. Errors
- * from the experts already name the row (1-based within x).
- */
-static enum ebm_status product_eval(const struct ebm_product *p,
+/* model.h: energy (and grad) of the product for n rows. */
+enum ebm_status ebm_product_eval(const struct ebm_product *p,
 		struct ebm_ctx *ctx, const float *x, size_t n, float *energy,
 		float *grad, struct ebm_error *err)
 {
 	size_t d = p->d;
-	float *tmp = ebm_work_reserve(&ctx->prod[BUF_TMP], n);
+	float *tmp = ebm_work_reserve(&ctx->prod[EBM_PBUF_TMP], n);
 	float *gtmp = NULL;
 	if (grad != NULL) {
-		gtmp = ebm_work_reserve(&ctx->prod[BUF_ACC], n * d);
+		gtmp = ebm_work_reserve(&ctx->prod[EBM_PBUF_ACC], n * d);
 	}
 	if (tmp == NULL || (grad != NULL && gtmp == NULL)) {
 		return ebm_error_set(err, EBM_STATUS_NOMEM,
@@ -391,239 +367,27 @@ enum ebm_status ebm_product_energy(const struct ebm_product *p,
 		struct ebm_ctx *ctx, const float *x, size_t n_rows, float *energy,
 		struct ebm_error *err)
 {
-	return product_eval(p, ctx, x, n_rows, energy, NULL, err);
+	return ebm_product_eval(p, ctx, x, n_rows, energy, NULL, err);
 }
 
 enum ebm_status ebm_product_score(const struct ebm_product *p,
 		struct ebm_ctx *ctx, const float *x, size_t n_rows, double alpha,
 		struct ebm_score *out, struct ebm_error *err)
 {
-	if (!(alpha > 0.0 && alpha < 1.0)) {
-		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
-				"alpha must be in (0, 1), got %g", alpha);
+	enum ebm_status st = ebm_score_check_alpha(alpha, err);
+	if (st != EBM_STATUS_OK) {
+		return st;
 	}
-	float *e = ebm_work_reserve(&ctx->prod[BUF_E], n_rows);
+	float *e = ebm_work_reserve(&ctx->prod[EBM_PBUF_E], n_rows);
 	if (n_rows > 0 && e == NULL) {
 		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
 	}
-	enum ebm_status st = product_eval(p, ctx, x, n_rows, e, NULL, err);
+	st = ebm_product_eval(p, ctx, x, n_rows, e, NULL, err);
 	if (st != EBM_STATUS_OK) {
 		return st;
 	}
-	float med = ebm_product_median_energy(p);
-	for (size_t i = 0; i < n_rows; i++) {
-		out[i].energy = e[i];
-		out[i].score = e[i] - med;
-		out[i].p_value = ebm_p_value(p->ref_energy, p->n_ref, e[i]);
-		out[i].anomaly = out[i].p_value < alpha;
-	}
+	ebm_scores_of(e, n_rows, ebm_product_median_energy(p), p->ref_energy,
+			p->n_ref, alpha, out);
 	return EBM_STATUS_OK;
 }
 
-/* ---- explanations ------------------------------------------------------------- */
-
-#define IG_MIN_POINTS 32u
-#define IG_MAX_POINTS 1024u
-
-/* Integrated gradients of one row with m midpoint-rule points. */
-static enum ebm_status ig_row(const struct ebm_product *p,
-		struct ebm_ctx *ctx, const float *x, size_t m, float *contrib,
-		struct ebm_error *err)
-{
-	size_t d = p->d;
-	const float *r = p->median_row;
-	float *pts = ebm_work_reserve(&ctx->prod[BUF_PTS], m * d);
-	float *g = ebm_work_reserve(&ctx->prod[BUF_GRAD], m * d);
-	float *e = ebm_work_reserve(&ctx->prod[BUF_AUX], m);
-	if (pts == NULL || g == NULL || e == NULL) {
-		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
-	}
-	for (size_t k = 0; k < m; k++) {
-		float t = ((float)k + 0.5f) / (float)m;
-		for (size_t j = 0; j < d; j++) {
-			pts[k * d + j] = r[j] + t * (x[j] - r[j]);
-		}
-	}
-	enum ebm_status st = product_eval(p, ctx, pts, m, e, g, err);
-	if (st != EBM_STATUS_OK) {
-		return st;
-	}
-	for (size_t j = 0; j < d; j++) {
-		double s = 0.0;
-		for (size_t k = 0; k < m; k++) {
-			s += g[k * d + j];
-		}
-		contrib[j] = (float)((double)(x[j] - r[j]) * s / (double)m);
-	}
-	return EBM_STATUS_OK;
-}
-
-enum ebm_status ebm_product_explain(const struct ebm_product *p,
-		struct ebm_ctx *ctx, const float *x, size_t n_rows, float *contrib,
-		struct ebm_error *err)
-{
-	size_t d = p->d;
-	float *e = ebm_work_reserve(&ctx->prod[BUF_E], n_rows);
-	if (n_rows > 0 && e == NULL) {
-		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
-	}
-	enum ebm_status st = product_eval(p, ctx, x, n_rows, e, NULL, err);
-	if (st != EBM_STATUS_OK) {
-		return st;
-	}
-	float med = ebm_product_median_energy(p);
-	for (size_t i = 0; i < n_rows; i++) {
-		double score = (double)e[i] - (double)med;
-		for (size_t m = IG_MIN_POINTS; m <= IG_MAX_POINTS; m *= 2) {
-			st = ig_row(p, ctx, x + i * d, m, contrib + i * d, err);
-			if (st != EBM_STATUS_OK) {
-				if (err != NULL) {
-					err->line = i + 1;
-				}
-				return st;
-			}
-			double sum = 0.0;
-			for (size_t j = 0; j < d; j++) {
-				sum += contrib[i * d + j];
-			}
-			if (fabs(sum - score) <= 1e-3 * fabs(score) + 1e-4) {
-				break;
-			}
-		}
-	}
-	return EBM_STATUS_OK;
-}
-
-/* ---- repair ------------------------------------------------------------------- */
-
-#define REPAIR_MAX_HALVINGS 20
-#define REPAIR_MAX_GROWTH 32.0f
-
-void ebm_repair_options_init(struct ebm_repair_options *o)
-{
-	o->steps = EBM_REPAIR_DEFAULT_STEPS;
-	o->step_size = EBM_REPAIR_DEFAULT_STEP_SIZE;
-	o->fixed = NULL;
-}
-
-enum ebm_status ebm_product_repair(const struct ebm_product *p,
-		struct ebm_ctx *ctx, const struct ebm_repair_options *o,
-		const float *x, size_t n_rows, float *out, float *energy_before,
-		float *energy_after, struct ebm_error *err)
-{
-	if (o->steps < 1 || o->steps > EBM_REPAIR_MAX_STEPS) {
-		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
-				"steps must be 1..%u, got %u", EBM_REPAIR_MAX_STEPS, o->steps);
-	}
-	if (!(o->step_size > 0.0f && o->step_size <= EBM_REPAIR_MAX_STEP_SIZE)) {
-		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
-				"step_size must be in (0, %g], got %g",
-				(double)EBM_REPAIR_MAX_STEP_SIZE, (double)o->step_size);
-	}
-	size_t d = p->d;
-	/* "Standardized units" are those of the first expert. */
-	const float *scale = p->models[0]->net.scale;
-	float *e = ebm_work_reserve(&ctx->prod[BUF_E], n_rows);
-	float *g = ebm_work_reserve(&ctx->prod[BUF_GRAD], n_rows * d);
-	float *prop = ebm_work_reserve(&ctx->prod[BUF_PTS], n_rows * d);
-	float *aux = ebm_work_reserve(&ctx->prod[BUF_AUX], 4 * n_rows);
-	if (n_rows > 0 && (e == NULL || g == NULL || prop == NULL || aux == NULL)) {
-		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
-	}
-	float *e_prop = aux;          /* n_rows */
-	float *h = aux + n_rows;      /* step scale of each row this step */
-	float *active = aux + 2 * n_rows;
-	float *rad = aux + 3 * n_rows; /* each row's trust radius */
-	memcpy(out, x, n_rows * d * sizeof(float));
-	enum ebm_status st = product_eval(p, ctx, out, n_rows, e, NULL, err);
-	if (st != EBM_STATUS_OK) {
-		return st;
-	}
-	if (energy_before != NULL) {
-		memcpy(energy_before, e, n_rows * sizeof(float));
-	}
-	/* Trust region: a row starts with steps of `radius`; a step taken
-	 * whole doubles its radius (up to REPAIR_MAX_GROWTH times the start),
-	 * a step that had to be halved leaves the radius at what worked. So a
-	 * row far out crosses the distance in few steps and a row near a
-	 * minimum takes small ones. */
-	float radius = o->step_size * sqrtf((float)d);
-	float radius_max = radius * REPAIR_MAX_GROWTH;
-	for (size_t i = 0; i < n_rows; i++) {
-		active[i] = 1.0f;
-		rad[i] = radius;
-	}
-	for (uint32_t step = 0; step < o->steps; step++) {
-		/* product_eval's gradient output is written over g. */
-		float *e_tmp = e_prop;
-		st = product_eval(p, ctx, out, n_rows, e_tmp, g, err);
-		if (st != EBM_STATUS_OK) {
-			return st;
-		}
-		/* Gradient in the first expert's standardized units, masked;
-		 * direction normalized so that a full step moves `radius`. */
-		size_t n_active = 0;
-		for (size_t i = 0; i < n_rows; i++) {
-			float *gi = g + i * d;
-			double norm2 = 0.0;
-			for (size_t j = 0; j < d; j++) {
-				gi[j] = (o->fixed != NULL && o->fixed[j]) ? 0.0f
-						: gi[j] * scale[j];
-				norm2 += (double)gi[j] * gi[j];
-			}
-			if (active[i] == 0.0f || !(norm2 > 0.0)) {
-				active[i] = 0.0f;
-				h[i] = 0.0f;
-				continue;
-			}
-			float inv = (float)(1.0 / sqrt(norm2));
-			for (size_t j = 0; j < d; j++) {
-				gi[j] *= inv;
-			}
-			h[i] = rad[i];
-			n_active++;
-		}
-		if (n_active == 0) {
-			break;
-		}
-		for (int tries = 0; tries <= REPAIR_MAX_HALVINGS; tries++) {
-			bool pending = false;
-			for (size_t i = 0; i < n_rows; i++) {
-				for (size_t j = 0; j < d; j++) {
-					/* dz = -h g  =>  dx = scale * dz */
-					prop[i * d + j] = out[i * d + j] -
-							h[i] * g[i * d + j] * scale[j];
-				}
-			}
-			st = product_eval(p, ctx, prop, n_rows, e_prop, NULL, err);
-			if (st != EBM_STATUS_OK) {
-				return st;
-			}
-			for (size_t i = 0; i < n_rows; i++) {
-				if (h[i] == 0.0f) {
-					continue;
-				}
-				if (e_prop[i] < e[i]) {
-					memcpy(out + i * d, prop + i * d, d * sizeof(float));
-					e[i] = e_prop[i];
-					rad[i] = h[i] == rad[i] ? fminf(2.0f * h[i], radius_max)
-							: h[i];
-					h[i] = 0.0f;
-				} else if (tries == REPAIR_MAX_HALVINGS) {
-					active[i] = 0.0f; /* no descent left: a local minimum */
-					h[i] = 0.0f;
-				} else {
-					h[i] *= 0.5f;
-					pending = true;
-				}
-			}
-			if (!pending) {
-				break;
-			}
-		}
-	}
-	if (energy_after != NULL) {
-		memcpy(energy_after, e, n_rows * sizeof(float));
-	}
-	return EBM_STATUS_OK;
-}
