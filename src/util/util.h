@@ -66,6 +66,22 @@ bool ebm_add_size(size_t a, size_t b, size_t *out);
 /* malloc(n * size) with overflow check; NULL on overflow or failure. */
 void *ebm_alloc_array(size_t n, size_t size);
 
+/* ---- files (atomic-file.c) ---------------------------------------------- */
+
+/*
+ * Writes size bytes to path atomically: a temporary file in the target's
+ * directory (created anonymous with O_TMPFILE where supported, named only
+ * once complete), fsync, rename over `path`, fsync of the directory. On
+ * failure (IO, INVALID_ARGUMENT for a path that names no file; err says
+ * which step and file) the temporary file is removed and any existing
+ * `path` is untouched. After a success, stale temporary files of earlier
+ * writes of `path` that were killed (".NAME.tmp-<12 hex>", older than
+ * 60 s, not locked by a live writer) are removed. The mode is 0666 less
+ * the umask, as for a plain create.
+ */
+enum ebm_status ebm_write_file_atomic(const char *path, const void *data,
+		size_t size, struct ebm_error *err);
+
 /* ---- random numbers ----------------------------------------------------- */
 
 /* xoshiro256** seeded through splitmix64: fast, reproducible everywhere. */
