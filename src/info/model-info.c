@@ -8,11 +8,14 @@
  * would spoil again (0.05 prints as 0.050000000000000003).
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "info/info.h"
+#include "util/util.h"
 
 bool ebm_info_iso8601(uint64_t t, char buf[32])
 {
@@ -31,6 +34,38 @@ bool ebm_info_iso8601(uint64_t t, char buf[32])
 bool ebm_info_put(json_t *obj, const char *key, json_t *value)
 {
 	return value != NULL && json_object_set_new(obj, key, value) == 0;
+}
+
+/*
+ * A value as shown: files written before options were stored in shortest
+ * form hold floats as %.9g ("lr=0.00100000005"); a value that is a
+ * decimal with a point or an exponent and reads back completely as a
+ * finite float is shown as that float's shortest text ("0.001"), the
+ * text a file written today holds. Anything else (integers, seeds,
+ * "256,256", names) is shown as stored.
+ */
+static json_t *option_value(const char *v, size_t len)
+{
+	char text[64];
+	bool decimal = len > 0 && len < sizeof(text);
+	for (size_t i = 0; decimal && i < len; i++) {
+		char c = v[i];
+		decimal = (c >= '0' && c <= '9') || c == '.' || c == 'e'
+				|| c == 'E' || c == '-' || c == '+';
+	}
+	if (decimal && (memchr(v, '.', len) != NULL || memchr(v, 'e', len)
+			!= NULL || memchr(v, 'E', len) != NULL)) {
+		memcpy(text, v, len);
+		text[len] = '\0';
+		char *end;
+		float f = strtof(text, &end);
+		if (end == text + len && isfinite(f)) {
+			char shortest[32];
+			ebm_shortest_float(shortest, sizeof(shortest), f);
+			return json_string(shortest);
+		}
+	}
+	return json_stringn(v, len);
 }
 
 /* {"key": "value", ...} from "key=value\n" lines. */
@@ -53,7 +88,7 @@ static json_t *options_object(const char *text)
 			memcpy(key, p, key_len);
 			key[key_len] = '\0';
 			json_t *v = eq != NULL
-					? json_stringn(eq + 1, len - key_len - 1)
+					? option_value(eq + 1, len - key_len - 1)
 					: json_string("");
 			if (!ebm_info_put(obj, key, v)) {
 				json_decref(obj);

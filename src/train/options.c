@@ -178,27 +178,34 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 		len += (size_t)snprintf(hidden + len, sizeof(hidden) - len, "%s%u",
 				l ? "," : "", o->hidden[l]);
 	}
+	/* Each float as the shortest text that reads back as it ("0.001",
+	 * not "0.00100000005"). */
+	const float v[] = {
+		o->lr, o->beta1, o->beta2, o->weight_decay, o->clip_norm,
+		o->warmup_frac, o->ema_decay, o->ema_power, o->reference_frac,
+		o->val_frac, o->alpha, o->prec_shrink, o->sigma_min, o->sigma_max,
+		o->cd_step_size, o->cd_noise, o->cd_reinit, o->cd_energy_reg,
+	};
+	char fl[sizeof(v) / sizeof(v[0])][32];
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		ebm_shortest_float(fl[i], sizeof(fl[i]), v[i]);
+	}
 	char *buf = ebm_xmalloc(4096);
 	int n = snprintf(buf, 4096,
 			"objective=%s\nhidden=%s\nmembers=%u\nepochs=%u\nbatch=%u\n"
-			"lr=%.9g\nbeta1=%.9g\nbeta2=%.9g\nweight_decay=%.9g\n"
-			"clip=%.9g\nwarmup=%.9g\nema=%.9g\nema_power=%.9g\npatience=%u\n"
-			"reference_frac=%.9g\nreference_min=%u\nreference_max=%u\n"
-			"val_frac=%.9g\nalpha=%.9g\nprec_shrink=%.9g\nscaling=%s\n"
-			"sigma_min=%.9g\nsigma_max=%.9g\nn_sigmas=%u\n"
-			"cd_steps=%u\ncd_step_size=%.9g\ncd_noise=%.9g\ncd_reinit=%.9g\n"
-			"cd_buffer=%u\ncd_energy_reg=%.9g\nseed=%llu\nthreads=%u\n",
+			"lr=%s\nbeta1=%s\nbeta2=%s\nweight_decay=%s\n"
+			"clip=%s\nwarmup=%s\nema=%s\nema_power=%s\npatience=%u\n"
+			"reference_frac=%s\nreference_min=%u\nreference_max=%u\n"
+			"val_frac=%s\nalpha=%s\nprec_shrink=%s\nscaling=%s\n"
+			"sigma_min=%s\nsigma_max=%s\nn_sigmas=%u\n"
+			"cd_steps=%u\ncd_step_size=%s\ncd_noise=%s\ncd_reinit=%s\n"
+			"cd_buffer=%u\ncd_energy_reg=%s\nseed=%llu\nthreads=%u\n",
 			ebm_objective_name(o->objective), hidden, o->n_members, o->epochs,
-			o->batch, (double)o->lr, (double)o->beta1, (double)o->beta2,
-			(double)o->weight_decay, (double)o->clip_norm,
-			(double)o->warmup_frac, (double)o->ema_decay,
-			(double)o->ema_power, o->patience,
-			(double)o->reference_frac, o->reference_min, o->reference_max,
-			(double)o->val_frac, (double)o->alpha, (double)o->prec_shrink,
-			o->robust_scale ? "robust" : "std",
-			(double)o->sigma_min, (double)o->sigma_max, o->n_sigmas,
-			o->cd_steps, (double)o->cd_step_size, (double)o->cd_noise,
-			(double)o->cd_reinit, o->cd_buffer, (double)o->cd_energy_reg,
+			o->batch, fl[0], fl[1], fl[2], fl[3], fl[4], fl[5], fl[6],
+			fl[7], o->patience, fl[8], o->reference_min, o->reference_max,
+			fl[9], fl[10], fl[11], o->robust_scale ? "robust" : "std",
+			fl[12], fl[13], o->n_sigmas, o->cd_steps, fl[14], fl[15],
+			fl[16], o->cd_buffer, fl[17],
 			(unsigned long long)o->seed, o->n_threads);
 	if (n < 0 || n >= 4096) {
 		buf[0] = '\0';

@@ -66,6 +66,20 @@ bool ebm_add_size(size_t a, size_t b, size_t *out);
 /* malloc(n * size) with overflow check; NULL on overflow or failure. */
 void *ebm_alloc_array(size_t n, size_t size);
 
+/* ---- numbers (shortest.c) ---------------------------------------------- */
+
+/*
+ * The shortest %g text (6 to 9 significant digits for a float, 15 to 17
+ * for a double) that strtof / strtod read back as v, into buf (at least
+ * 32 bytes for a float, 40 for a double); returns its length. For finite
+ * v; "inf"/"nan" otherwise, as printf writes them.
+ */
+int ebm_shortest_float(char *buf, size_t size, float v);
+int ebm_shortest_double(char *buf, size_t size, double v);
+/* Tests: true sends every value through the snprintf reference, to
+ * compare it with the fast path. Returns the previous setting. */
+bool ebm_shortest_force_ref(bool on);
+
 /* ---- files (atomic-file.c) ---------------------------------------------- */
 
 /*
