@@ -47,11 +47,6 @@ enum term {
 	TERM_END,
 };
 
-struct name_ref {
-	const char *name;
-	size_t index;
-};
-
 struct ebm_csv {
 	char *origin;            /* for messages */
 
@@ -74,7 +69,8 @@ struct ebm_csv {
 	/* Header. */
 	char **names;
 	size_t n_columns;
-	struct name_ref *sorted; /* by name, for lookups and the duplicate check */
+	uint32_t *order;         /* names sorted (util/names.c), for lookups
+	                          * and the duplicate check */
 
 	uint64_t row_line;
 	bool done;
@@ -83,58 +79,6 @@ struct ebm_csv {
 };
 
 /* ---- messages ----------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s[0..len), or 0 if there is none. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-	unsigned char b = s[0];
-	size_t n;
-	uint32_t cp, min;
-	if (b < 0x80) {
-		return 1;
-	} else if (b >= 0xc2 && b <= 0xdf) {
-		n = 2;
-		cp = b & 0x1f;
-		min = 0x80;
-	} else if ((b & 0xf0) == 0xe0) {
-		n = 3;
-		cp = b & 0x0f;
-		min = 0x800;
-	} else if (b >= 0xf0 && b <= 0xf4) {
-		n = 4;
-		cp = b & 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len < n) {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80) {
-			return 0;
-		}
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-		return 0;
-	}
-	return n;
-}
-
-static bool utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < len) {
-		size_t n = utf8_seq(u + i, len - i);
-		if (n == 0) {
-			return false;
-		}
-		i += n;
-	}
-	return true;
-}
 
 /*
  * Copies s[0..len) into out for a message: control characters and bytes
@@ -151,7 +95,7 @@ static void show(const char *s, size_t len, size_t max, char *out, size_t size)
 			o += 3;
 			break;
 		}
-		size_t n = utf8_seq(u + i, len - i);
+		size_t n = ebm_utf8_decode(u + i, len - i, NULL);
 		if (n == 0 || u[i] < 0x20 || u[i] == 0x7f) {
 			if (u[i] == '\n') {
 				memcpy(out + o, "\\n", 2);
@@ -523,16 +467,6 @@ done:
 
 /* ---- header ------------------------------------------------------------- */
 
-static int cmp_ref(const void *pa, const void *pb)
-{
-	const struct name_ref *a = pa, *b = pb;
-	int r = strcmp(a->name, b->name);
-	if (r != 0) {
-		return r;
-	}
-	return (a->index > b->index) - (a->index < b->index);
-}
-
 /* Checks the current field as column name number col and appends it. */
 static bool add_name(struct ebm_csv *c, uint64_t col, size_t *cap)
 {
@@ -559,7 +493,7 @@ static bool add_name(struct ebm_csv *c, uint64_t col, size_t *cap)
 		return fail(c, EBM_STATUS_FORMAT, c->field_line, col, NULL,
 				c->field_offset, "column name contains a NUL byte");
 	}
-	if (!utf8_valid(c->field, len)) {
+	if (!ebm_utf8_valid(c->field, len)) {
 		return fail(c, EBM_STATUS_FORMAT, c->field_line, col, NULL,
 				c->field_offset, "column name is not valid UTF-8");
 	}
@@ -587,27 +521,14 @@ static bool add_name(struct ebm_csv *c, uint64_t col, size_t *cap)
 static bool index_names(struct ebm_csv *c)
 {
 	size_t n = c->n_columns;
-	c->sorted = ebm_alloc_array(n, sizeof(*c->sorted));
-	if (c->sorted == NULL) {
+	const char *const *names = (const char *const *)c->names;
+	c->order = ebm_names_sort(names, n);
+	if (c->order == NULL) {
 		return fail(c, EBM_STATUS_NOMEM, 1, 0, NULL, UINT64_MAX,
 				"out of memory indexing %zu column names", n);
 	}
-	for (size_t i = 0; i < n; i++) {
-		c->sorted[i].name = c->names[i];
-		c->sorted[i].index = i;
-	}
-	qsort(c->sorted, n, sizeof(*c->sorted), cmp_ref);
-	/* Within a run of equal names the second entry is the first repeat
-	 * of that name; report the one that comes first in the file. */
-	size_t dup = SIZE_MAX;
-	for (size_t i = 1; i < n; i++) {
-		if (strcmp(c->sorted[i - 1].name, c->sorted[i].name) == 0
-				&& (i < 2 || strcmp(c->sorted[i - 2].name,
-						c->sorted[i].name) != 0)
-				&& (dup == SIZE_MAX || c->sorted[i].index < dup)) {
-			dup = c->sorted[i].index;
-		}
-	}
+	/* Report the repeat that comes first in the file. */
+	size_t dup = ebm_names_duplicate(names, c->order, n, NULL);
 	if (dup != SIZE_MAX) {
 		char shown[SHOW_SIZE(EBM_CSV_MAX_NAME)];
 		show(c->names[dup], strlen(c->names[dup]), EBM_CSV_MAX_NAME, shown,
@@ -768,7 +689,7 @@ void ebm_csv_close(struct ebm_csv *c)
 		free(c->names[i]);
 	}
 	free(c->names);
-	free(c->sorted);
+	free(c->order);
 	free(c->field);
 	free(c->rbuf);
 	free(c->origin);
@@ -787,20 +708,8 @@ const char *ebm_csv_column_name(const struct ebm_csv *c, size_t i)
 
 long ebm_csv_find_column(const struct ebm_csv *c, const char *name)
 {
-	size_t lo = 0, hi = c->n_columns;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int r = strcmp(name, c->sorted[mid].name);
-		if (r == 0) {
-			return (long)c->sorted[mid].index;
-		}
-		if (r < 0) {
-			hi = mid;
-		} else {
-			lo = mid + 1;
-		}
-	}
-	return -1;
+	return ebm_names_find((const char *const *)c->names, c->order,
+			c->n_columns, name);
 }
 
 uint64_t ebm_csv_line(const struct ebm_csv *c)

@@ -42,34 +42,6 @@ bool ebm_http_fail(struct ebm_http_error *e, int status, const char *code,
  * Schema
  * ==================================================================== */
 
-/* Stable merge sort of idx[0..n) by names[idx[i]], tmp[n] scratch. qsort
- * has no user pointer, and schemas are built on several threads (ad-hoc
- * compositions), so no file-scope state. */
-static void sort_by_name(uint32_t *idx, uint32_t *tmp, size_t n,
-		const char *const *names)
-{
-	for (size_t width = 1; width < n; width *= 2) {
-		for (size_t lo = 0; lo < n; lo += 2 * width) {
-			size_t mid = lo + width < n ? lo + width : n;
-			size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
-			size_t a = lo;
-			size_t b = mid;
-			size_t k = lo;
-			while (a < mid && b < hi) {
-				tmp[k++] = strcmp(names[idx[a]], names[idx[b]]) <= 0
-						? idx[a++] : idx[b++];
-			}
-			while (a < mid) {
-				tmp[k++] = idx[a++];
-			}
-			while (b < hi) {
-				tmp[k++] = idx[b++];
-			}
-		}
-		memcpy(idx, tmp, n * sizeof(*idx));
-	}
-}
-
 bool ebm_http_schema_init(struct ebm_http_schema *s, size_t d,
 		const char *const *names)
 {
@@ -80,15 +52,8 @@ bool ebm_http_schema_init(struct ebm_http_schema *s, size_t d,
 		s->names = NULL;
 		return true;
 	}
-	s->order = ebm_alloc_array(2 * d, sizeof(*s->order));
-	if (s->order == NULL) {
-		return false;
-	}
-	for (size_t j = 0; j < d; j++) {
-		s->order[j] = (uint32_t)j;
-	}
-	sort_by_name(s->order, s->order + d, d, names);
-	return true;
+	s->order = ebm_names_sort(names, d);
+	return s->order != NULL;
 }
 
 void ebm_http_schema_finish(struct ebm_http_schema *s)
@@ -101,24 +66,7 @@ void ebm_http_schema_finish(struct ebm_http_schema *s)
 
 long ebm_http_schema_index(const struct ebm_http_schema *s, const char *name)
 {
-	if (s->order == NULL) {
-		return -1;
-	}
-	size_t lo = 0;
-	size_t hi = s->d;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(s->names[s->order[mid]], name);
-		if (c == 0) {
-			return (long)s->order[mid];
-		}
-		if (c < 0) {
-			lo = mid + 1;
-		} else {
-			hi = mid;
-		}
-	}
-	return -1;
+	return ebm_names_find(s->names, s->order, s->d, name);
 }
 
 /* ======================================================================

@@ -113,51 +113,12 @@ void ebm_http_buf_printf(struct ebm_http_buf *b, const char *fmt, ...)
 
 size_t ebm_http_utf8_seq(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	unsigned c = p[0];
-	size_t n;
-	unsigned min;
-	unsigned cp;
-	if (c < 0x80) {
-		return c != 0;
-	} else if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		min = 0x80;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		min = 0x800;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		min = 0x10000;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80) {
-			return 0;
-		}
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	/* Overlong forms, UTF-16 surrogates and code points past U+10FFFF. */
-	if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
-		return 0;
-	}
-	return n;
+	return *s == '\0' ? 0 : ebm_utf8_decode(s, strnlen(s, 4), NULL);
 }
 
 bool ebm_http_utf8_valid(const char *s)
 {
-	while (*s != '\0') {
-		size_t n = ebm_http_utf8_seq(s);
-		if (n == 0) {
-			return false;
-		}
-		s += n;
-	}
-	return true;
+	return ebm_utf8_valid(s, strlen(s));
 }
 
 void ebm_http_buf_json_string(struct ebm_http_buf *b, const char *s)

@@ -327,47 +327,6 @@ static uint64_t pad_to_align(uint64_t pos)
  * Content checks shared by the reader and ebm_model_finalize()
  * ==================================================================== */
 
-/* Length of the UTF-8 sequence at s (0 if invalid), code point in *cp. */
-static size_t utf8_decode(const uint8_t *s, size_t len, uint32_t *cp)
-{
-	uint8_t c = s[0];
-	size_t n;
-	uint32_t v, min;
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	} else if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		v = c & 0x1fu;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		v = c & 0x0fu;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		v = c & 0x07u;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len < n) {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80) {
-			return 0;
-		}
-		v = v << 6 | (s[i] & 0x3fu);
-	}
-	/* Overlong forms, surrogates and values past Unicode are invalid. */
-	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
-		return 0;
-	}
-	*cp = v;
-	return n;
-}
-
 static bool is_control(uint32_t cp)
 {
 	return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f);
@@ -394,7 +353,7 @@ static enum ebm_status check_text(const char *what, const char *text,
 	size_t i = 0;
 	while (i < len) {
 		uint32_t cp;
-		size_t n = utf8_decode(s + i, len - i, &cp);
+		size_t n = ebm_utf8_decode(s + i, len - i, &cp);
 		if (n == 0) {
 			return fail_at(err, EBM_STATUS_FORMAT, origin, offset + 4 + i,
 					"%s is not valid UTF-8", what);
@@ -408,74 +367,38 @@ static enum ebm_status check_text(const char *what, const char *text,
 	return EBM_STATUS_OK;
 }
 
-struct name_ref {
-	const char *s;
-	uint32_t i;
-};
-
-static int cmp_name(const void *a, const void *b)
-{
-	const struct name_ref *x = a, *y = b;
-	int c = strcmp(x->s, y->s);
-	if (c != 0) {
-		return c;
-	}
-	return (x->i > y->i) - (x->i < y->i);
-}
-
 /*
- * Sorts the names once: that finds duplicates in O(d log d) and gives
- * ebm_model_feature_index() its binary search. names_off is the offset of
- * the first name's length field.
+ * Sorts the names once (util/names.c): that finds duplicates in
+ * O(d log d) and gives ebm_model_feature_index() its binary search.
+ * names_off is the offset of the first name's length field.
  */
 static enum ebm_status index_names(char *const *names, uint32_t d,
 		uint64_t names_off, const char *origin, uint32_t **order_out,
 		struct ebm_error *err)
 {
-	struct name_ref *v = ebm_alloc_array(d, sizeof(*v));
-	if (v == NULL) {
+	const char *const *cn = (const char *const *)names;
+	uint32_t *order = ebm_names_sort(cn, d);
+	if (order == NULL) {
 		return fail_nomem(err, origin);
 	}
-	for (uint32_t i = 0; i < d; i++) {
-		v[i].s = names[i];
-		v[i].i = i;
-	}
-	qsort(v, d, sizeof(*v), cmp_name);
 	/* Report the duplicate that comes first in the file. */
-	uint32_t dup = UINT32_MAX;
-	for (uint32_t k = 1; k < d; k++) {
-		if (strcmp(v[k - 1].s, v[k].s) == 0 && v[k].i < dup) {
-			dup = v[k].i;
-		}
-	}
-	if (dup != UINT32_MAX) {
-		/* Equal names sort by index: a run's first entry is the original. */
-		uint32_t k = 0;
-		while (strcmp(v[k].s, names[dup]) != 0) {
-			k++;
-		}
-		uint32_t first = v[k].i;
+	size_t first;
+	size_t dup = ebm_names_duplicate(cn, order, d, &first);
+	if (dup != SIZE_MAX) {
+		free(order);
 		uint64_t off = names_off;
-		for (uint32_t i = 0; i < dup; i++) {
+		for (size_t i = 0; i < dup; i++) {
 			off += 4 + strlen(names[i]);
 		}
-		free(v);
 		return fail_at(err, EBM_STATUS_FORMAT, origin, off,
-				"feature_names[%" PRIu32 "] '%s' repeats feature_names[%"
-				PRIu32 "]", dup, names[dup], first);
+				"feature_names[%zu] '%s' repeats feature_names[%zu]", dup,
+				names[dup], first);
 	}
 	if (order_out != NULL) {
-		uint32_t *order = ebm_alloc_array(d, sizeof(*order));
-		if (order == NULL) {
-			free(v);
-			return fail_nomem(err, origin);
-		}
-		for (uint32_t k = 0; k < d; k++) {
-			order[k] = v[k].i;
-		}
 		*order_out = order;
+	} else {
+		free(order);
 	}
-	free(v);
 	return EBM_STATUS_OK;
 }
 

@@ -118,21 +118,8 @@ long ebm_model_feature_index(const struct ebm_model *m, const char *name)
 		}
 		return -1;
 	}
-	size_t lo = 0, hi = m->net.d;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		uint32_t i = m->name_order[mid];
-		int c = strcmp(m->feature_names[i], name);
-		if (c == 0) {
-			return (long)i;
-		}
-		if (c < 0) {
-			lo = mid + 1;
-		} else {
-			hi = mid;
-		}
-	}
-	return -1;
+	return ebm_names_find((const char *const *)m->feature_names,
+			m->name_order, m->net.d, name);
 }
 
 float ebm_model_alpha(const struct ebm_model *m)

@@ -29,17 +29,6 @@ struct ebm_model *ebm_tool_model_load(const char *path)
 	return m;
 }
 
-/* Index of the table column called `name`, or n_cols. */
-static size_t find_column(const struct ebm_table *t, const char *name)
-{
-	for (size_t j = 0; j < t->n_cols; j++) {
-		if (strcmp(t->names[j], name) == 0) {
-			return j;
-		}
-	}
-	return t->n_cols;
-}
-
 /*
  * Fills col[j] = table column of model feature j. The counts are compared
  * first so that a file with a wrong number of features always says both
@@ -62,14 +51,24 @@ static bool match_columns(const char *path, const struct ebm_table *t,
 		return true;
 	}
 
+	/* The table's own name index (util/names.c), for d lookups. */
+	const char *const *names = (const char *const *)t->names;
+	uint32_t *order = ebm_names_sort(names, t->n_cols);
+	if (order == NULL) {
+		ebm_tool_error("%s: out of memory indexing %zu columns", path,
+				t->n_cols);
+		return false;
+	}
 	const char *missing = NULL;
 	for (size_t j = 0; j < d; j++) {
 		const char *name = ebm_model_feature_name(m, j);
-		col[j] = find_column(t, name);
-		if (col[j] == t->n_cols && missing == NULL) {
+		long k = ebm_names_find(names, order, t->n_cols, name);
+		col[j] = k >= 0 ? (size_t)k : t->n_cols;
+		if (k < 0 && missing == NULL) {
 			missing = name;
 		}
 	}
+	free(order);
 	const char *unknown = NULL;
 	for (size_t k = 0; k < t->n_cols && unknown == NULL; k++) {
 		if (ebm_model_feature_index(m, t->names[k]) < 0) {

@@ -66,6 +66,33 @@ bool ebm_add_size(size_t a, size_t b, size_t *out);
 /* malloc(n * size) with overflow check; NULL on overflow or failure. */
 void *ebm_alloc_array(size_t n, size_t size);
 
+/* ---- text (utf8.c, names.c) --------------------------------------------- */
+
+/*
+ * Length (1..4) of the valid UTF-8 sequence at s[0..len), its code point
+ * in *cp (may be NULL); 0 when len is 0 or s does not start with one (a
+ * bad lead byte, a truncated sequence, an overlong form, a surrogate, a
+ * value past U+10FFFF). U+0000 is a valid one-byte sequence.
+ */
+size_t ebm_utf8_decode(const void *s, size_t len, uint32_t *cp);
+/* Whether s[0..len) is all valid UTF-8. */
+bool ebm_utf8_valid(const void *s, size_t len);
+
+/*
+ * A name index: the permutation of names[0..n) that sorts them by strcmp,
+ * equal names in index order. A new malloc'ed array of n indices, or NULL
+ * when memory runs out (or n > UINT32_MAX). names must outlive it.
+ */
+uint32_t *ebm_names_sort(const char *const *names, size_t n);
+/* The index i with names[i] equal to name, by binary search, or -1 (also
+ * for NULL arguments). */
+long ebm_names_find(const char *const *names, const uint32_t *order,
+		size_t n, const char *name);
+/* The smallest index whose name repeats an earlier one (SIZE_MAX: none);
+ * *first (may be NULL) receives the index of that earlier one. */
+size_t ebm_names_duplicate(const char *const *names, const uint32_t *order,
+		size_t n, size_t *first);
+
 /* ---- numbers (shortest.c) ---------------------------------------------- */
 
 /*
