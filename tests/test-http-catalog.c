@@ -47,14 +47,14 @@ START_TEST(adhoc_from_cache)
 	ck_assert_msg(ebm_http_catalog_add_composition(c, "zx", experts, cw, 2,
 			-1.0, ctx, &err), "%s", err.message);
 	ebm_http_catalog_seal(c);
-	/* Compatible pairs and their diagonals are cached; "narrow" (4
-	 * features) composes with nobody. */
+	/* Every file's own block, and compatible pairs, are cached; "narrow"
+	 * (4 features) composes with nobody. */
 	ck_assert_uint_eq(c->n_model_files, 4);
 	size_t n_ref[4] = {300, 77, 50, 513};
 	size_t expect = 0;
 	for (size_t a = 0; a < 4; a++) {
 		for (size_t b = 0; b < 4; b++) {
-			bool want = a != 2 && b != 2;
+			bool want = a == b || (a != 2 && b != 2);
 			ck_assert_msg((c->cross[a * c->cap + b] != NULL) == want,
 					"block %zu,%zu", a, b);
 			expect += want ? n_ref[b] : 0;
@@ -136,6 +136,14 @@ START_TEST(adhoc_bound)
 	ck_assert(ebm_http_catalog_product(c, e, NULL, 1, ctx, &p, &evals, &he));
 	ck_assert_uint_eq(evals, 0);
 	ck_assert_uint_eq(ebm_product_n_ref(p), big);
+	ebm_product_destroy(p);
+	/* A lone model with a weight is a product too, from its own block. */
+	double two = 2.0;
+	ck_assert(ebm_http_catalog_product(c, e, &two, 1, ctx, &p, &evals, &he));
+	ck_assert_uint_eq(evals, 0);
+	float med = 2.0f * ebm_model_median_energy(e[0]->models[0]->model);
+	ck_assert_float_eq_tol(ebm_product_median_energy(p), med,
+			1e-5f * (1.0f + fabsf(med)));
 	ebm_product_destroy(p);
 	ebm_http_catalog_unref(c);
 	ebm_ctx_destroy(ctx);

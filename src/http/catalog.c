@@ -269,17 +269,17 @@ static void cache_block(struct ebm_http_catalog *c, size_t a, size_t b,
 	c->cross_floats += n_ref;
 }
 
-/* The new file j with every earlier file it can compose with. */
+/* The new file j: its own rows (a product of it alone with a weight other
+ * than 1), then every earlier file it can compose with. */
 static void cache_file(struct ebm_http_catalog *c, size_t j,
 		struct ebm_ctx *ctx)
 {
+	cache_block(c, j, j, ctx);
 	for (size_t i = 0; i < j; i++) {
 		const struct ebm_model *pair[2] = { c->files[i], c->files[j] };
 		if (ebm_product_check(pair, 2, NULL) != EBM_STATUS_OK) {
 			continue;
 		}
-		cache_block(c, i, i, ctx);
-		cache_block(c, j, j, ctx);
 		cache_block(c, i, j, ctx);
 		cache_block(c, j, i, ctx);
 	}
