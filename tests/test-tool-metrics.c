@@ -1,8 +1,8 @@
 /*
  * test-tool-metrics.c — the detection metrics of `ebmd-train eval`
  * (src/tool/detection-metrics.c): AUROC, average precision and
- * precision/recall/F1 on cases computed by hand or taken from scikit-learn's documentation,
- * ties, single-class inputs, and AUROC against a brute-force pair count.
+ * precision/recall/F1 on cases computed by hand or taken from
+ * scikit-learn's documentation, ties, single-class inputs, and AUROC against a brute-force pair count.
  *
  * Tolerances: the hand-computed values are ratios of small integers; the
  * code sums at most a few hundred doubles, so 1e-12 leaves ample room for

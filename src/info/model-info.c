@@ -1,7 +1,7 @@
 /*
  * model-info.c — the model-info object of API.md ("GET
- * /v1/models/{name}"), built with jansson, shared by `ebmd-train inspect` and the daemon so
- * the two can never disagree on a field.
+ * /v1/models/{name}"), built with jansson, shared by `ebmd-train inspect`
+ * and the daemon so the two can never disagree on a field.
  *
  * Dump the objects with JSON_REAL_PRECISION(15) or less: floats from the
  * file are converted to their shortest decimal first, which 17 digits

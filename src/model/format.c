@@ -1,8 +1,8 @@
 /*
  * format.c — the model file: serializer and a reader that trusts nothing
- * (the atomic file writer it uses is util/atomic-file.c). The byte layout is at the top of
- * include/ebm/model.h; docs/model-format.md repeats it with every
- * validation rule and its message.
+ * (the atomic file writer it uses is util/atomic-file.c). The byte layout
+ * is at the top of include/ebm/model.h; docs/model-format.md repeats it
+ * with every validation rule and its message.
  *
  * The reader and ebm_model_finalize() run the same checks (ebm_model_check
  * below), so a model that can be written can always be read back. The
