@@ -8,7 +8,7 @@ set -eu
 
 # Building and running: compiler, build system, and the libraries the
 # README's "Dependencies" section explains (check is needed to configure
-# the unit tests, which meson builds by default).
+# the unit tests, which meson builds by default; scdoc the manual pages).
 BUILD="
 	gcc
 	meson
@@ -21,6 +21,7 @@ BUILD="
 	libinih-dev
 	libsystemd-dev
 	check
+	scdoc
 "
 # Testing: python3 drives the daemon's integration tests, systemd provides
 # systemd-analyze for the unit checks, clang + compiler-rt build libFuzzer;
