@@ -26,7 +26,12 @@ BUILD="
 # Testing: python3 drives the daemon's integration tests, systemd provides
 # systemd-analyze for the unit checks, clang + compiler-rt build libFuzzer;
 # wrk and curl drive the benchmarks in bench/, valgrind scripts/test.sh
-# --valgrind.
+# --valgrind. The ops suite (tests/ops/): dpkg-dev, debhelper and
+# build-essential build the Debian package, man-db renders its pages,
+# haproxy balances the replicas test, python3-yaml parses the Kubernetes
+# manifests and the alerting rules, and prometheus brings promtool for
+# the rules (its service is not needed; where systemd runs, Debian enables
+# it: "systemctl disable --now prometheus").
 TEST="
 	systemd
 	python3
@@ -35,6 +40,13 @@ TEST="
 	wrk
 	curl
 	valgrind
+	build-essential
+	dpkg-dev
+	debhelper
+	man-db
+	haproxy
+	python3-yaml
+	prometheus
 "
 
 case "${1:-}" in
