@@ -8,7 +8,7 @@ The lists come from the sources of truth at test time, never from a copy:
   - ebmd-train's commands from `ebmd-train --help`, and each command's
     options (and the defaults `train --help` prints in brackets) from
     `ebmd-train COMMAND --help`;
-  - the configuration keys from the directive table in src/conf/*.c and
+  - the configuration keys from the directive table under src/ and
     from config/ebmd.conf (its section headers, `key = ` and `# key = `
     lines), and their defaults from config/ebmd.conf's active lines.
 
@@ -167,12 +167,13 @@ for cmd in commands:
 
 # ---- ebmd.conf(5) ------------------------------------------------------------
 keys = {}       # INI section ("server", "compose") -> set of keys
-for src in glob.glob(os.path.join(ROOT, "src/conf/*.c")):
+# Wherever the table lives under src/ (conf.c today; it may be split).
+for src in glob.glob(os.path.join(ROOT, "src/**/*.[ch]"), recursive=True):
     text = open(src, encoding="utf-8").read()
     for sec, key in re.findall(r'\{\s*SEC_([A-Z]+)\s*,\s*"([a-z_]+)"', text):
         keys.setdefault(sec.lower(), set()).add(key)
 if not keys.get("server"):
-    problem("no directive table ({SEC_..., \"key\", ...}) found in src/conf/*.c")
+    problem("no directive table ({SEC_..., \"key\", ...}) found under src/")
 conf_defaults = {}
 sec = None
 for line in open(os.path.join(ROOT, "config/ebmd.conf"), encoding="utf-8"):
