@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Three ebmd replicas behind HAProxy: readiness gating and a rolling
-model update under load, with no failed request.
+"""Three ebmd replicas behind HAProxy: readiness gating, a rolling model
+update and a rolling restart under load, with no failed request.
 
 Usage: test_replicas.py EBMD HAPROXY MODELS_DIR
 
@@ -24,7 +24,15 @@ new one; both were seen; each replica answered; per client thread and
 replica the version never goes back from new to old (a reload swaps it
 atomically); after the rollout every answer is new; and the replicas'
 ebmd_rows_scored_total sum to the rows answered (metrics are per
-process). Exits non-zero on any failure.
+process).
+
+4. A rolling restart under new load: each replica in turn gets SIGTERM
+   (it must exit 0) and is started again on its port; HAProxy resends
+   what a stopping replica refuses (retry-on 503 and closed connections,
+   redispatch). Every request got 200, from the new version, and each
+   restarted replica answers again.
+
+Exits non-zero on any failure.
 """
 
 import http.client
@@ -90,11 +98,18 @@ class Replica:
         os.makedirs(self.models)
         if with_model:
             shutil.copy(OLD_FILE, os.path.join(self.models, "demo.ebm"))
+        self.starts = 0
+        self.start(0)
+
+    def start(self, port):
+        """Starts ebmd on port (0: the kernel picks one)."""
+        self.starts += 1
         conf = os.path.join(self.dir, "ebmd.conf")
         with open(conf, "w") as f:
-            f.write("[server]\nlisten = 127.0.0.1:0\nthreads = 1\n"
-                    "[models]\ndir = %s\n[log]\nlevel = info\n" % self.models)
-        self.log = open(os.path.join(self.dir, "ebmd.log"), "w+")
+            f.write("[server]\nlisten = 127.0.0.1:%d\nthreads = 1\n"
+                    "[models]\ndir = %s\n[log]\nlevel = info\n"
+                    % (port, self.models))
+        self.log = open(os.path.join(self.dir, "ebmd-%d.log" % self.starts), "w+")
         self.proc = subprocess.Popen([EBMD, "--config", conf],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.port = int(wait_for(self._port, 60, self.name + " to listen"))
@@ -254,13 +269,22 @@ def main():
             f.write("""global
     maxconn 512
     stats socket %s level admin
+    log stderr format raw local0 info
 defaults
     mode http
+    log global
+    option httplog
+    option dontlog-normal
     timeout connect 2s
     timeout client 30s
     timeout server 30s
+    # A request refused by a stopping replica (503, or its connection
+    # closed) is sent again to another one; the whole request is buffered
+    # so that it can be.
     retries 2
-    option redispatch
+    option redispatch 1
+    retry-on all-retryable-errors 503
+    option http-buffer-request
 frontend fe
     bind 127.0.0.1:%d
     default_backend ebmd
@@ -339,6 +363,33 @@ backend ebmd
         check(scored == len(res),
               "the replicas' ebmd_rows_scored_total sum to %d, %d answered"
               % (scored, len(res)))
+
+        # 4. A rolling restart under load: SIGTERM turns /readyz 503 and
+        # drains; requests that reach the stopping replica get 503, which
+        # HAProxy retries on another one (retry-on 503, redispatch).
+        load = Load(port)
+        load.start()
+        time.sleep(0.3)
+        for r in replicas:
+            r.stop()
+            r.start(r.port)
+            # Restarted on the same port: HAProxy may not even have seen it
+            # down. What counts is that it answers again.
+            t_up = time.monotonic()
+            wait_for(lambda: any(x[1] == r.name and x[0] > t_up
+                                 for x in load.all()), 20,
+                     "%s to answer after its restart" % r.name)
+            print("%s restarted (%d requests so far)" % (r.name, load.n()),
+                  flush=True)
+        load.finish()
+        res = load.all()
+        bad = [x for x in res if x[2] != 200]
+        print("rolling restart: %d requests, %d failed" % (len(res), len(bad)),
+              flush=True)
+        check(not bad, "rolling restart: %d failed requests, e.g. %r"
+              % (len(bad), bad[:5]))
+        check({x[3] for x in res} == {new}, "rolling restart: versions %r"
+              % {x[3] for x in res})
     except Exception as e:  # a timeout or a crash of the test itself
         check(False, "%s: %s" % (type(e).__name__, e))
     finally:
