@@ -139,7 +139,7 @@ else
 fi
 
 if command -v lintian >/dev/null 2>&1; then
-	lintian --fail-on error "$deb" || fail "lintian reports errors"
+	lintian --fail-on error,warning "$deb" || fail "lintian reports errors or warnings"
 else
 	echo "lintian not installed: not run"
 fi
