@@ -8,7 +8,7 @@ set -eu
 
 # Building and running: compiler, build system, and the libraries the
 # README's "Dependencies" section explains (check is needed to configure
-# the unit tests, which meson builds by default).
+# the unit tests, which meson builds by default; scdoc the manual pages).
 BUILD="
 	gcc
 	meson
@@ -21,11 +21,17 @@ BUILD="
 	libinih-dev
 	libsystemd-dev
 	check
+	scdoc
 "
 # Testing: python3 drives the daemon's integration tests, systemd provides
 # systemd-analyze for the unit checks, clang + compiler-rt build libFuzzer;
 # wrk and curl drive the benchmarks in bench/, valgrind scripts/test.sh
-# --valgrind.
+# --valgrind. The ops suite (tests/ops/): dpkg-dev, debhelper and
+# build-essential build the Debian package, man-db renders its pages,
+# haproxy balances the replicas test, python3-yaml parses the Kubernetes
+# manifests and the alerting rules, and prometheus brings promtool for
+# the rules (its service is not needed; where systemd runs, Debian enables
+# it: "systemctl disable --now prometheus").
 TEST="
 	systemd
 	python3
@@ -34,6 +40,13 @@ TEST="
 	wrk
 	curl
 	valgrind
+	build-essential
+	dpkg-dev
+	debhelper
+	man-db
+	haproxy
+	python3-yaml
+	prometheus
 "
 
 case "${1:-}" in
