@@ -1,14 +1,14 @@
 /*
  * http.h — internal header of the HTTP module (API.md section 2):
  *
- *   server.c    evhttp on worker threads, one listening socket, limits,
- *               graceful drain
- *   routes.c    routing, the status-code precedence, the endpoint handlers
- *   request.c   JSON request decoding and validation into plain C arrays
- *   response.c  JSON response encoding into a growable byte buffer
- *   metrics.c   Prometheus counters and their text exposition
- *   info.c      the model-info object of GET /v1/models/{name}
- *   catalog.c   the catalog: a refcounted snapshot of everything served
+ *   server.c      evhttp on worker threads, one listening socket, limits,
+ *                 graceful drain
+ *   routes.c      routing, the status-code precedence, the endpoint handlers
+ *   request.c     JSON request decoding and validation into plain C arrays
+ *   response.c    JSON response encoding into a growable byte buffer
+ *   prom.c        Prometheus counters and their text exposition
+ *   model-info.c  the model-info object of GET /v1/models/{name}
+ *   catalog.c     the catalog: a refcounted snapshot of everything served
  *
  * What it leaves to others: finding, loading and reloading model files,
  * the configuration file, signals and systemd belong to daemon/, which
@@ -215,7 +215,7 @@ bool ebm_http_request_fixed(const struct ebm_http_request *r,
 		struct ebm_http_error *e);
 
 /* ======================================================================
- * Metrics (metrics.c)
+ * Metrics (prom.c)
  * ==================================================================== */
 
 enum ebm_http_endpoint {
@@ -389,7 +389,7 @@ void ebm_http_product_version(const struct ebm_product *p, char version[13],
 		char checksum[33]);
 
 /* ======================================================================
- * Model info (info.c): the object of GET /v1/models/{name}
+ * Model info (model-info.c): the object of GET /v1/models/{name}
  * ==================================================================== */
 
 /* The info object of an entry (model file or composition). */
