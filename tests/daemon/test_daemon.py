@@ -1300,6 +1300,189 @@ def watch_directory():
         check(d.stop() == 0, "exit code")
 
 
+def wait_status(d, path, want, timeout=20):
+    """Polls GET path until it answers `want`; the last status."""
+    deadline = time.time() + slow(timeout)
+    while True:
+        status, _, data = d.request("GET", path)
+        if status == want or time.time() > deadline:
+            return status, data
+        time.sleep(0.05)
+
+
+def model_version(d, name):
+    status, _, data = d.request("GET", "/v1/models/" + name)
+    return json.loads(data)["version"] if status == 200 else None
+
+
+def store_version(name):
+    """The version ebmd reports for STORE/name.ebm (its checksum's start)."""
+    out = subprocess.run([EBMD_TRAIN, "inspect", os.path.join(STORE, name
+                                                              + ".ebm")],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["version"]
+
+
+@test
+def watch_survives_directory_removed_and_recreated():
+    """rm -rf of the watched directory, then mkdir and new files: picked up
+    without SIGHUP (the watch is re-armed when the directory is back); the
+    same after the directory is moved away and a new one made; and SIGHUP
+    re-arms it at once."""
+    dirpath = models_dir("rewatched", "thy")
+    d = Daemon(WORK, "rewatch", conf(dirpath, extra="watch = true"))
+    try:
+        start = d.mark()
+        shutil.rmtree(dirpath)
+        d.wait_log(r"models directory '.*rewatched' went away", start)
+        os.makedirs(dirpath)
+        shutil.copy(os.path.join(STORE, "thy2.ebm"),
+                    os.path.join(dirpath, "back.ebm"))
+        status, _ = wait_status(d, "/v1/models/back", 200)
+        check(status == 200, "file in the recreated directory not picked up "
+              "by the watch: %d; log:\n%s" % (status, d.log()))
+        # Later files too (the new directory itself is watched).
+        shutil.copy(os.path.join(STORE, "thy3.ebm"),
+                    os.path.join(dirpath, "later.ebm"))
+        status, _ = wait_status(d, "/v1/models/later", 200)
+        check(status == 200, "later file in the recreated directory: %d"
+              % status)
+        # Moved away: the watch must not follow the old directory.
+        start = d.mark()
+        os.rename(dirpath, dirpath + ".old")
+        d.wait_log(r"went away", start)
+        os.makedirs(dirpath)
+        d.wait_log(r"is back; watching it again", start)
+        shutil.copy(os.path.join(STORE, "thy.ebm"),
+                    os.path.join(dirpath, "moved.ebm"))
+        status, _ = wait_status(d, "/v1/models/moved", 200)
+        check(status == 200, "file in the new directory after a move: %d"
+              % status)
+        shutil.copy(os.path.join(STORE, "thy.ebm"),
+                    os.path.join(dirpath + ".old", "stale.ebm"))
+        # SIGHUP while the directory is gone and back: watching again at
+        # once, and not twice (one reload per change).
+        start = d.mark()
+        shutil.rmtree(dirpath)
+        d.wait_log(r"went away", start)
+        os.makedirs(dirpath)
+        d.reload()
+        shutil.copy(os.path.join(STORE, "thy2.ebm"),
+                    os.path.join(dirpath, "after_hup.ebm"))
+        status, _ = wait_status(d, "/v1/models/after_hup", 200)
+        check(status == 200, "file after SIGHUP re-armed the watch: %d"
+              % status)
+        status, _, _ = d.request("GET", "/v1/models/stale")
+        check(status == 404, "the moved-away directory is still watched")
+    finally:
+        check(d.stop() == 0, "exit code")
+
+
+@test
+def watch_kubernetes_volume_update():
+    """A ConfigMap/Secret volume: every file is a symlink into ..data,
+    itself a symlink to a timestamped directory; an update writes a new
+    directory and swaps ..data with one rename. ebmd (watch = true, no
+    SIGHUP) serves the new version, never an error, and a new key (a new
+    symlink) appears."""
+    dirpath = os.path.join(WORK, "configmap")
+    os.makedirs(dirpath)
+
+    def publish(stamp, models):
+        ts = os.path.join(dirpath, "..2026_12_02_14_%s.000000001" % stamp)
+        os.makedirs(ts)
+        for name, src in models.items():
+            shutil.copy(os.path.join(STORE, src + ".ebm"),
+                        os.path.join(ts, name + ".ebm"))
+        tmp = os.path.join(dirpath, "..data_tmp")
+        os.symlink(os.path.basename(ts), tmp)
+        old = (os.readlink(os.path.join(dirpath, "..data"))
+               if os.path.lexists(os.path.join(dirpath, "..data")) else None)
+        os.replace(tmp, os.path.join(dirpath, "..data"))
+        for name in models:
+            link = os.path.join(dirpath, name + ".ebm")
+            if not os.path.lexists(link):
+                os.symlink(os.path.join("..data", name + ".ebm"), link)
+        if old is not None:
+            shutil.rmtree(os.path.join(dirpath, old))
+
+    publish("00", {"web": "thy"})
+    d = Daemon(WORK, "configmap", conf(dirpath, extra="watch = true"))
+    try:
+        v1, v2 = store_version("thy"), store_version("thy2")
+        check(model_version(d, "web") == v1, "initial version")
+        publish("01", {"web": "thy2"})
+        deadline = time.time() + slow(20)
+        seen = []
+        while time.time() < deadline:
+            v = model_version(d, "web")
+            if not seen or seen[-1] != v:
+                seen.append(v)
+            if v == v2:
+                break
+            time.sleep(0.02)
+        check(seen[-1] == v2, "..data swap not picked up: %r; log:\n%s"
+              % (seen, d.log()))
+        check(seen == [v1, v2], "versions served during the swap: %r" % seen)
+        # A new key: kubelet adds its symlink after the swap.
+        publish("02", {"web": "thy2", "db": "thy3"})
+        status, _ = wait_status(d, "/v1/models/db", 200)
+        check(status == 200, "new key of the volume not picked up: %d"
+              % status)
+        # Only a symlink, made on its own (no rename, no close of a file).
+        os.symlink(os.path.join("..data", "web.ebm"),
+                   os.path.join(dirpath, "alias.ebm"))
+        status, _ = wait_status(d, "/v1/models/alias", 200)
+        check(status == 200, "a new symlink alone not picked up: %d" % status)
+        m = d.metrics()
+        check(m['ebmd_model_reloads_total{result="error"}'] == 0,
+              "load errors during volume updates: %r"
+              % m['ebmd_model_reloads_total{result="error"}'])
+    finally:
+        check(d.stop() == 0, "exit code")
+
+
+@test
+def watch_temp_file_then_rename():
+    """rsync's way: a hidden temporary file written slowly (longer than
+    the debounce), then renamed over the model. No SIGHUP; the half-written
+    file is never loaded (no load error), and the new version replaces the
+    old in one step."""
+    dirpath = models_dir("rsynced", "thy")
+    d = Daemon(WORK, "rsync", conf(dirpath, extra="watch = true"))
+    try:
+        v1, v2 = store_version("thy"), store_version("thy2")
+        with open(os.path.join(STORE, "thy2.ebm"), "rb") as f:
+            data = f.read()
+        tmp = os.path.join(dirpath, ".thy.ebm.Xa8Hq2")
+        with open(tmp, "wb") as f:
+            f.write(data[:len(data) // 2])
+            f.flush()
+            time.sleep(0.6)   # three debounce periods
+        # rsync closes, sets times and mode, then renames.
+        with open(tmp, "ab") as f:
+            f.write(data[len(data) // 2:])
+        os.utime(tmp, (1700000000, 1700000000))
+        os.chmod(tmp, 0o644)
+        time.sleep(0.4)
+        check(model_version(d, "thy") == v1, "old version while the "
+              "temporary file is written")
+        os.rename(tmp, os.path.join(dirpath, "thy.ebm"))
+        deadline = time.time() + slow(20)
+        while time.time() < deadline and model_version(d, "thy") != v2:
+            time.sleep(0.02)
+        check(model_version(d, "thy") == v2, "renamed file not picked up")
+        m = d.metrics()
+        check(m['ebmd_model_reloads_total{result="error"}'] == 0,
+              "a half-written file was loaded: %r errors"
+              % m['ebmd_model_reloads_total{result="error"}'])
+        check(m['ebmd_model_reloads_total{result="ok"}'] == 2,
+              "loads: %r (the first and the renamed file)"
+              % m['ebmd_model_reloads_total{result="ok"}'])
+    finally:
+        check(d.stop() == 0, "exit code")
+
+
 # ---------------------------------------------------------------------------
 # Command line and systemd notifications
 # ---------------------------------------------------------------------------
