@@ -1034,15 +1034,6 @@ enum ebm_status ebm_conf_load_file(const char *path, struct ebm_conf *c,
 	return status;
 }
 
-/* memset through a volatile pointer, so the token is really wiped. */
-static void wipe(void *p, size_t n)
-{
-	volatile unsigned char *v = p;
-	while (n-- > 0) {
-		*v++ = 0;
-	}
-}
-
 enum ebm_status ebm_conf_read_token(const char *path, char **token,
 		unsigned *mode, struct ebm_error *err)
 {
@@ -1086,7 +1077,7 @@ enum ebm_status ebm_conf_read_token(const char *path, char **token,
 			*mode = (unsigned)(st.st_mode & 07777);
 		}
 	}
-	wipe(text, n);
+	ebm_secret_wipe(text, n);
 	free(text);
 	return status;
 }

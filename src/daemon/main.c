@@ -209,14 +209,6 @@ static char *read_token(const char *path)
 	return token;
 }
 
-static void free_token(char *token)
-{
-	if (token != NULL) {
-		memset(token, 0, strlen(token));
-		free(token);
-	}
-}
-
 static unsigned resolve_threads(unsigned threads)
 {
 	if (threads > 0) {
@@ -273,7 +265,7 @@ static int check_config(struct daemon *d)
 	}
 	ebm_http_catalog_unref(cat);
 	ebmd_registry_destroy(r);
-	free_token(token);
+	ebm_secret_free(token);
 	if (n_errors > 0) {
 		fprintf(stderr, "%s: %zu error%s\n", EBMD_PROG, n_errors,
 				n_errors == 1 ? "" : "s");
@@ -367,7 +359,7 @@ static void reload_all(struct daemon *d)
 		if (token_ok) {
 			ebm_conf_finish(&d->conf);
 			d->conf = next;
-			free_token(d->token);
+			ebm_secret_free(d->token);
 			d->token = token;
 			ebmd_log_set_level(ebmd_log_level(d->conf.log_level));
 		} else {
@@ -846,7 +838,7 @@ static void teardown(struct daemon *d)
 	}
 	ebmd_registry_destroy(d->registry);
 	ebm_http_metrics_destroy(d->metrics);
-	free_token(d->token);
+	ebm_secret_free(d->token);
 	ebm_conf_finish(&d->conf);
 }
 

@@ -66,6 +66,15 @@ bool ebm_add_size(size_t a, size_t b, size_t *out);
 /* malloc(n * size) with overflow check; NULL on overflow or failure. */
 void *ebm_alloc_array(size_t n, size_t size);
 
+/*
+ * Secrets (the bearer token and the buffers it passed through): zeroes n
+ * bytes with explicit_bzero, which the compiler may not drop as a dead
+ * store before free() the way it drops memset.
+ */
+void ebm_secret_wipe(void *p, size_t n);
+/* Wipes the string s (up to its NUL) and frees it; NULL is a no-op. */
+void ebm_secret_free(char *s);
+
 /* ---- random numbers ----------------------------------------------------- */
 
 /* xoshiro256** seeded through splitmix64: fast, reproducible everywhere. */
