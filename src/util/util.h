@@ -16,6 +16,9 @@
 /* ---- logging ------------------------------------------------------------ */
 
 bool ebm_log_enabled(enum ebm_log_level level);
+/* Changes the level of the installed hook; safe while other threads log
+ * (ebmd's SIGHUP). */
+void ebm_log_set_level(enum ebm_log_level max_level);
 void ebm_log_write(enum ebm_log_level level, const char *file, int line,
 		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
