@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -121,6 +122,7 @@ void conn_set_phase(struct conn *c, enum conn_phase phase)
 		c->hdr_lines = 0;
 		c->hdr_line_nonempty = false;
 		c->hdr_done = false;
+		ebm_http_buf_reset(&c->head);
 		conn_arm(c, &wk->request_tv);
 		break;
 	case CONN_BUSY:
@@ -169,15 +171,177 @@ static size_t scan_header_bytes(struct conn *c, const unsigned char *p,
 	return n;
 }
 
-/* Scans buf from offset `from` on; true when the request's line and
- * headers are over max_header_bytes. */
-static bool headers_too_large(struct conn *c, struct evbuffer *buf,
+/* The request's head is complete: where its line and the headers that
+ * matter are (NUL-terminated in place in c->head), and how its body is
+ * delimited. */
+static void parse_head(struct conn *c)
+{
+	c->method = NULL;
+	c->target = NULL;
+	c->authorization = NULL;
+	c->has_length = false;
+	c->chunked = false;
+	c->chunk_state = CHUNK_SIZE;
+	c->chunk_size = 0;
+	c->body_declared = 0;
+	ebm_http_buf_add(&c->head, "", 1);
+	if (c->head.failed) {
+		return;
+	}
+	const char *length = NULL;
+	char *p = c->head.data;
+	char *end = c->head.data + c->head.len - 1;
+	for (size_t line = 0; p < end; line++) {
+		char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (eol == NULL) {
+			eol = end;
+		}
+		char *e = eol;
+		while (e > p && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) {
+			e--;
+		}
+		*e = '\0';
+		if (line == 0) {
+			/* METHOD SP target SP version */
+			char *sp = strchr(p, ' ');
+			if (sp != NULL) {
+				*sp = '\0';
+				c->method = p;
+				c->target = sp + 1;
+				char *sp2 = strchr(sp + 1, ' ');
+				if (sp2 != NULL) {
+					*sp2 = '\0';
+				}
+			}
+		} else {
+			char *colon = strchr(p, ':');
+			if (colon != NULL) {
+				*colon = '\0';
+				char *v = colon + 1;
+				while (*v == ' ' || *v == '\t') {
+					v++;
+				}
+				/* The first of each, as evhttp_find_header takes it. */
+				if (strcasecmp(p, "Authorization") == 0
+						&& c->authorization == NULL) {
+					c->authorization = v;
+				} else if (strcasecmp(p, "Content-Length") == 0
+						&& length == NULL) {
+					length = v;
+				} else if (strcasecmp(p, "Transfer-Encoding") == 0
+						&& !c->chunked) {
+					c->chunked = strcasecmp(v, "chunked") == 0;
+				}
+			}
+		}
+		p = eol + 1;
+	}
+	if (!c->chunked && length != NULL) {
+		/* evhttp refuses anything else (400) itself. */
+		char *rest;
+		errno = 0;
+		unsigned long long v = strtoull(length, &rest, 10);
+		if (errno == 0 && rest != length && *rest == '\0'
+				&& length[0] != '-') {
+			c->has_length = true;
+			c->body_declared = v;
+		}
+	}
+}
+
+static int hex_digit(unsigned char ch)
+{
+	return ch >= '0' && ch <= '9' ? ch - '0'
+			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/*
+ * Follows a chunked body through n bytes, adding every chunk's declared
+ * size to body_declared as its size line ends. Returns false once the
+ * body is over `cap`. Bytes that are not valid framing end the scan:
+ * evhttp refuses them (400) itself.
+ */
+static bool scan_chunked(struct conn *c, const unsigned char *p, size_t n,
+		uint64_t cap)
+{
+	for (size_t i = 0; i < n && c->chunk_state != CHUNK_DONE; i++) {
+		unsigned char ch = p[i];
+		switch (c->chunk_state) {
+		case CHUNK_SIZE:
+			if (hex_digit(ch) >= 0) {
+				c->chunk_size = c->chunk_size * 16 + (uint64_t)hex_digit(ch);
+				if (c->chunk_size > cap) {
+					c->body_declared += c->chunk_size;
+					return false;
+				}
+				break;
+			}
+			if (ch != '\n') {
+				c->chunk_state = ch == ';' || ch == ' ' || ch == '\t'
+						|| ch == '\r' ? CHUNK_EXT : CHUNK_DONE;
+				break;
+			}
+			/* The size line ends: */
+			/* fall through */
+		case CHUNK_EXT:
+			if (ch != '\n') {
+				break;
+			}
+			c->body_declared += c->chunk_size;
+			if (c->body_declared > cap) {
+				return false;
+			}
+			c->chunk_state = c->chunk_size > 0 ? CHUNK_DATA
+					: CHUNK_TRAILER_START;
+			break;
+		case CHUNK_DATA: {
+			size_t k = n - i < c->chunk_size ? n - i
+					: (size_t)c->chunk_size;
+			c->chunk_size -= k;
+			i += k - 1;
+			if (c->chunk_size == 0) {
+				c->chunk_state = CHUNK_DATA_END;
+			}
+			break;
+		}
+		case CHUNK_DATA_END:
+			if (ch == '\n') {
+				c->chunk_state = CHUNK_SIZE;
+			}
+			break;
+		case CHUNK_TRAILER_START:
+			c->chunk_state = ch == '\n' ? CHUNK_DONE
+					: ch == '\r' ? CHUNK_TRAILER_START : CHUNK_TRAILER;
+			break;
+		case CHUNK_TRAILER:
+			if (ch == '\n') {
+				c->chunk_state = CHUNK_TRAILER_START;
+			}
+			break;
+		case CHUNK_DONE:
+			break;
+		}
+	}
+	return true;
+}
+
+/*
+ * Scans buf from offset `from` on: the request's line and headers (kept
+ * in c->head until they are complete), then, for a chunked body, its
+ * framing. Says whether the request is over max_header_bytes, or its body
+ * over the hard cap (a Content-Length beyond it, or chunks adding up to
+ * more).
+ */
+static enum scan_verdict scan_request(struct conn *c, struct evbuffer *buf,
 		size_t from)
 {
+	struct worker *wk = c->wk;
 	size_t len = evbuffer_get_length(buf);
 	size_t off = from;
-	while (!c->hdr_done && off < len
-			&& c->hdr_bytes <= c->wk->srv->opts.max_header_bytes) {
+	while (off < len && (!c->hdr_done
+			? c->hdr_bytes <= wk->srv->opts.max_header_bytes
+			: c->chunked && c->chunk_state != CHUNK_DONE)) {
 		struct evbuffer_ptr pos;
 		struct evbuffer_iovec vec[8];
 		if (evbuffer_ptr_set(buf, &pos, off, EVBUFFER_PTR_SET) != 0) {
@@ -187,13 +351,32 @@ static bool headers_too_large(struct conn *c, struct evbuffer *buf,
 		if (n <= 0) {
 			break;
 		}
-		for (int i = 0; i < n && i < 8 && !c->hdr_done && off < len; i++) {
+		for (int i = 0; i < n && i < 8 && off < len; i++) {
+			const unsigned char *p = vec[i].iov_base;
 			size_t m = vec[i].iov_len < len - off ? vec[i].iov_len
 					: len - off;
-			off += scan_header_bytes(c, vec[i].iov_base, m);
+			size_t used = 0;
+			if (!c->hdr_done) {
+				used = scan_header_bytes(c, p, m);
+				if (c->hdr_bytes > wk->srv->opts.max_header_bytes) {
+					return SCAN_HEADERS_TOO_LARGE;
+				}
+				ebm_http_buf_add(&c->head, (const char *)p, used);
+				if (c->hdr_done) {
+					parse_head(c);
+					if (c->has_length && c->body_declared > wk->body_cap) {
+						return SCAN_BODY_TOO_LARGE;
+					}
+				}
+			}
+			if (c->hdr_done && c->chunked && used < m
+					&& !scan_chunked(c, p + used, m - used, wk->body_cap)) {
+				return SCAN_BODY_TOO_LARGE;
+			}
+			off += m;
 		}
 	}
-	return c->hdr_bytes > c->wk->srv->opts.max_header_bytes;
+	return SCAN_OK;
 }
 
 /* Headers over the limit: answer 431 straight on the socket (evhttp has
@@ -220,6 +403,42 @@ static void reject_headers(struct conn *c, struct evbuffer *buf)
 	}
 }
 
+/* A body beyond the hard cap: answered without reading it, from the
+ * request's head by the usual precedence (routes.c), straight on the
+ * socket like the 431, and the connection closed after the linger. */
+static void reject_body(struct conn *c, struct evbuffer *buf)
+{
+	struct worker *wk = c->wk;
+	ebm_http_refuse_oversized(&wk->w, c->method, c->target,
+			c->authorization, c->body_declared, c->has_length,
+			&wk->answer);
+	conn_set_phase(c, CONN_REJECTED);
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	if (fd >= 0 && !wk->answer.failed) {
+		/* Under a kilobyte, nothing else queued: it fits the socket
+		 * buffer; if not, the client gets the close alone. */
+		ssize_t w = send(fd, wk->answer.data, wk->answer.len,
+				MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w;
+		shutdown(fd, SHUT_WR);
+	}
+}
+
+static void check_request(struct conn *c, struct evbuffer *buf, size_t from)
+{
+	switch (scan_request(c, buf, from)) {
+	case SCAN_OK:
+		break;
+	case SCAN_HEADERS_TOO_LARGE:
+		reject_headers(c, buf);
+		break;
+	case SCAN_BODY_TOO_LARGE:
+		reject_body(c, buf);
+		break;
+	}
+}
+
 /* Bytes arrived on a connection (called by the input buffer as they are
  * added, before evhttp parses them): the first byte of a request starts
  * its deadline, and its line and headers are measured. */
@@ -239,10 +458,8 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	}
 	if (c->phase == CONN_READING) {
 		size_t len = evbuffer_get_length(buf);
-		size_t from = len > info->n_added ? len - info->n_added : 0;
-		if (headers_too_large(c, buf, from)) {
-			reject_headers(c, buf);
-		}
+		check_request(c, buf, len > info->n_added ? len - info->n_added
+				: 0);
 	}
 }
 
@@ -255,9 +472,7 @@ void conn_start_reading(struct conn *c)
 		return;
 	}
 	conn_set_phase(c, CONN_READING);
-	if (headers_too_large(c, buf, 0)) {
-		reject_headers(c, buf);
-	}
+	check_request(c, buf, 0);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -310,6 +525,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->input_cb);
 	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->output_cb);
 	event_free(c->timer);
+	ebm_http_buf_finish(&c->head);
 	struct conn *last = wk->conns[--wk->n_conns];
 	wk->conns[c->index] = last;
 	last->index = c->index;

@@ -505,4 +505,17 @@ void *ebm_http_worker_scratch(struct ebm_http_worker *w,
 /* routes.c: answers one complete request (exactly one reply). */
 void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req);
 
+/*
+ * routes.c, for conn.c: the whole HTTP response (status line, headers
+ * with Connection: close, JSON body) into *out for a request whose body
+ * is beyond the hard cap and is not read, from its request line (method,
+ * target) and Authorization header (may be NULL): the 404 (path), 405,
+ * 401 or 503 it would get anyway, else 413 naming `bytes` (the declared
+ * Content-Length when `declared`, else how much had arrived). Counted in
+ * the request metrics like any answer.
+ */
+void ebm_http_refuse_oversized(struct ebm_http_worker *w, const char *method,
+		const char *target, const char *authorization, uint64_t bytes,
+		bool declared, struct ebm_http_buf *out);
+
 #endif

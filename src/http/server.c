@@ -17,9 +17,11 @@
  * evhttp_bind_listener; the server closes the socket itself.
  *
  * Limits: max_body_bytes is checked by routes.c so that the answer is a
- * JSON 413 that respects the status precedence; evhttp's own limit is set
- * above it (twice, and at least 64 KiB more) as a hard cap, beyond which
- * evhttp reads and drops the body and answers its own 413 page.
+ * JSON 413 that respects the status precedence. Bodies are buffered up to
+ * a hard cap above it (twice, and at least 64 KiB more); conn.c answers a
+ * body beyond the cap from the request's head alone (the same JSON and
+ * precedence, then Connection: close) without reading it. evhttp's own
+ * limit is set higher still, for connections conn.c could not track.
  * max_header_bytes is counted by conn.c (a JSON 431); evhttp's own
  * header limit, set a little higher, is a backstop (it would answer 413
  * in HTML).
@@ -348,7 +350,12 @@ static enum ebm_status worker_init(struct ebm_http_server *s,
 	}
 	uint64_t cap = o->max_body_bytes;
 	uint64_t extra = o->max_body_bytes > 65536 ? o->max_body_bytes : 65536;
-	cap = cap + extra < cap ? UINT64_MAX : cap + extra;
+	cap = cap + extra < cap ? UINT64_MAX / 2 : cap + extra;
+	wk->body_cap = cap;
+	ebm_http_buf_init(&wk->answer);
+	/* Behind conn.c's cap, for connections it could not track (out of
+	 * memory): there evhttp answers its own HTML 413. */
+	cap = cap + 65536 < cap ? UINT64_MAX : cap + 65536;
 	evhttp_set_max_body_size(wk->http, (ev_ssize_t)(cap > INT64_MAX
 			? INT64_MAX : cap));
 	/* Ours counts line ends too, so it trips first (see the top). */
@@ -432,6 +439,7 @@ static void worker_finish(struct worker *wk)
 	}
 	free(wk->fresh);
 	free(wk->answer_431);
+	ebm_http_buf_finish(&wk->answer);
 	if (wk->adopt_ev != NULL) {
 		event_free(wk->adopt_ev);
 	}

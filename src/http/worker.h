@@ -38,7 +38,24 @@ enum conn_phase {
 	CONN_READING,    /* a request has begun: request_timeout_ms in all */
 	CONN_BUSY,       /* request complete, answering and writing: the
 	                  * response must progress every request_timeout_ms */
-	CONN_REJECTED,   /* 431 sent; dropping input until LINGER_MS */
+	CONN_REJECTED,   /* 431 or 413 sent; dropping input until LINGER_MS */
+};
+
+/* Where a chunked body's framing is (conn.c follows it as it arrives). */
+enum chunk_state {
+	CHUNK_SIZE = 0,       /* hex digits of a chunk's size */
+	CHUNK_EXT,            /* the rest of the size line */
+	CHUNK_DATA,           /* chunk_size bytes of data left */
+	CHUNK_DATA_END,       /* the line end after the data */
+	CHUNK_TRAILER_START,  /* a trailer line, or the empty line that ends */
+	CHUNK_TRAILER,
+	CHUNK_DONE,
+};
+
+enum scan_verdict {
+	SCAN_OK = 0,
+	SCAN_HEADERS_TOO_LARGE,  /* 431 */
+	SCAN_BODY_TOO_LARGE,     /* beyond the hard cap: 413 without evhttp */
 };
 
 /* One accepted connection (owned by the worker, freed by its close
@@ -59,6 +76,19 @@ struct conn {
 	size_t hdr_lines;
 	bool hdr_line_nonempty;
 	bool hdr_done;
+	/* ... kept until they are complete, then parsed in place: the
+	 * answer to a body beyond the hard cap needs them (evhttp has no
+	 * request to answer yet) */
+	struct ebm_http_buf head;
+	const char *method;           /* in head, or NULL */
+	const char *target;
+	const char *authorization;
+	/* the body: Content-Length, or the sum of the chunk sizes so far */
+	bool has_length;
+	bool chunked;
+	uint64_t body_declared;
+	enum chunk_state chunk_state;
+	uint64_t chunk_size;          /* being read, or data left */
 };
 
 struct worker {
@@ -98,6 +128,11 @@ struct worker {
 	struct timeval linger_tv;
 	char *answer_431;             /* the whole HTTP response */
 	size_t answer_431_len;
+	/* Bodies beyond this (max_body_bytes, plus as much again and at least
+	 * 64 KiB) are answered by conn.c without being read; evhttp's own
+	 * limit is higher still. */
+	uint64_t body_cap;
+	struct ebm_http_buf answer;   /* such an answer, reused */
 };
 
 struct ebm_http_server {

@@ -540,10 +540,9 @@ def errors_413_415():
     big = json.dumps({"instances": [NORMAL[0]] * 10,
                       "pad": "x" * 70000})
     MAIN.error("POST", p, big, {"Content-Type": "application/json"}, 413)
-    # Far beyond the limit: refused without being read (any body).
-    status, _, _ = MAIN.request("POST", p, "x" * 400000,
-                                {"Content-Type": "application/json"})
-    check(status == 413, "huge body: %d" % status)
+    # Far beyond the limit: refused without being read (any body), JSON.
+    MAIN.error("POST", p, "x" * 400000, {"Content-Type": "application/json"},
+               413, "body_too_large")
     MAIN.error("POST", p, json.dumps({"instances": [NORMAL[0]]}),
                {"Content-Type": "text/plain"}, 415,
                "unsupported_media_type")
@@ -1031,7 +1030,7 @@ def unread_response_dropped():
 def header_and_body_limits():
     """Request line and headers over max_header_bytes: a JSON 431 and the
     connection closed; at the limit: served. Bodies over max_body_bytes:
-    413 (JSON up to the hard cap, evhttp's own beyond)."""
+    a JSON 413 (read up to the hard cap, refused from the head beyond)."""
     d = Daemon(WORK, "limits", conf(models_dir("limits", "thy"),
                                     "max_header_bytes = 4096"))
     try:
@@ -1080,9 +1079,8 @@ def header_and_body_limits():
         d.json("POST", p, exact, {"Content-Type": "application/json"})
         d.error("POST", p, exact + " ", {"Content-Type": "application/json"},
                 413, "body_too_large", "65537 bytes")
-        status, _, _ = d.request("POST", p, "x" * 400000,
-                                 {"Content-Type": "application/json"})
-        check(status == 413, "400 kB body: %d" % status)
+        d.error("POST", p, "x" * 400000, {"Content-Type": "application/json"},
+                413, "body_too_large", "declares 400000 bytes")
         m = d.metrics()
         check(m['ebmd_connections_dropped_total{reason="headers_too_large"}']
               == 3, "431 counter %r"
@@ -1090,6 +1088,127 @@ def header_and_body_limits():
         check(d.proc.poll() is None, "ebmd died")
     finally:
         check(d.stop() == 0, "limits daemon exit code")
+
+
+def post_raw(d, path, body, headers=(), chunk=None, send_body=True):
+    """One POST on a raw socket: (status, headers, body). With chunk, the
+    body goes Transfer-Encoding: chunked in pieces of that size. The body is
+    sent from a thread while the answer is read (ebmd may answer and close
+    before it has all been sent)."""
+    s = raw_connect(d)
+    head = ["POST %s HTTP/1.1" % path, "Host: x",
+            "Content-Type: application/json", *headers]
+    if chunk is None:
+        head.append("Content-Length: %d" % len(body))
+        payload = body
+    else:
+        head.append("Transfer-Encoding: chunked")
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + chunk]),
+                                                 body[i:i + chunk])
+                           for i in range(0, len(body), chunk)) + b"0\r\n\r\n"
+    s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+
+    def send():
+        try:
+            if send_body:
+                s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # ebmd closed first: allowed once it has answered
+    t = threading.Thread(target=send)
+    t.start()
+    try:
+        return read_response(s, 30)
+    finally:
+        t.join()
+        s.close()
+
+
+def check_json_error(what, got, status, code=None, message=None):
+    st, hdrs, body = got
+    check(st == status, "%s: status %d, wanted %d: %r" % (what, st, status,
+                                                        body[:200]))
+    check(hdrs.get("content-type", "").startswith("application/json"),
+          "%s: Content-Type %r, body %r" % (what, hdrs.get("content-type"),
+                                            body[:200]))
+    err = json.loads(body)["error"]
+    check(set(err) == {"code", "message"}, "%s: %r" % (what, err))
+    if code is not None:
+        check(err["code"] == code, "%s: code %r" % (what, err))
+    if message is not None:
+        check(re.search(message, err["message"]), "%s: message %r"
+              % (what, err["message"]))
+    return hdrs
+
+
+@test
+def bodies_beyond_the_hard_cap_are_json():
+    """Every size of body over max_body_bytes (65536 here) is a JSON 413:
+    1x+1 and 2x (read, then refused), 10x (refused from the head without
+    being read, Connection: close), with Content-Length or chunked, and
+    with Expect: 100-continue; and the precedence of API.md section 2 still
+    holds: 404 (path), 405, 401, 503 come before it."""
+    tok = os.path.join(WORK, "hardcap.token")
+    with open(tok, "w") as f:
+        f.write(TOKEN + "\n")
+    os.chmod(tok, 0o600)
+    d = Daemon(WORK, "hardcap", conf(models_dir("hardcap", "thy"),
+                                     "auth_token_file = %s" % tok))
+    empty = Daemon(WORK, "hardcap-empty", conf(models_dir("hardcap-empty")))
+    auth = ("Authorization: Bearer " + TOKEN,)
+    p = "/v1/models/thy/score"
+    doc = json.dumps({"instances": [NORMAL[0]]})
+    def body(n):
+        return (doc[:-1] + " " * (n - len(doc)) + "}").encode()
+    try:
+        for n in (65537, 131072, 655360):
+            for chunk in (None, 8192):
+                what = "%d bytes%s" % (n, ", chunked" if chunk else "")
+                check_json_error(what, post_raw(d, p, body(n), auth, chunk),
+                                 413, "body_too_large",
+                                 r"at most 65536 are accepted")
+        hdrs = check_json_error("10x", post_raw(d, p, body(655360), auth),
+                                413, "body_too_large",
+                                r"declares 655360 bytes")
+        check(hdrs.get("connection") == "close", "10x: %r" % hdrs)
+        check_json_error("10x chunked", post_raw(d, p, body(655360), auth,
+                                                 65536),
+                         413, "body_too_large", r"chunked body of at least")
+        # Tiny chunks: the framing is not counted, only the data.
+        st, _, _ = post_raw(d, p, body(65536), auth, 16)
+        check(st == 200, "64 KiB in 16-byte chunks (framing > cap): %d" % st)
+        # 100-continue: answered at once, the body never sent.
+        check_json_error("10x, Expect: 100-continue", post_raw(
+            d, p, body(655360), auth + ("Expect: 100-continue",),
+            send_body=False), 413, "body_too_large")
+        # Precedence: the head's answers first, whatever the size.
+        big = body(655360)
+        check_json_error("10x, unknown path", post_raw(d, "/nope", big, auth),
+                         404, "not_found")
+        hdrs = check_json_error("10x, GET-only path", post_raw(
+            d, "/v1/models/thy", big, auth), 405, "method_not_allowed")
+        check(hdrs.get("allow") == "GET, HEAD", "405 Allow: %r" % hdrs)
+        hdrs = check_json_error("10x, no token", post_raw(d, p, big), 401,
+                                "unauthorized")
+        check("www-authenticate" in hdrs, "401 header: %r" % hdrs)
+        check_json_error("10x, wrong token", post_raw(
+            d, p, big, ("Authorization: Bearer nope",)), 401)
+        check_json_error("10x, not ready", post_raw(empty, p, big), 503,
+                         "not_ready")
+        check_json_error("10x, /v1/score", post_raw(d, "/v1/score", big,
+                                                    auth), 413)
+        # Nothing poisoned: the next request is served.
+        st, _, data = post_raw(d, p, doc.encode(), auth)
+        check(st == 200, "after the refusals: %d %r" % (st, data[:200]))
+        m = d.metrics()
+        check(m['ebmd_requests_total{endpoint="/v1/models/{name}/score",'
+                'code="413"}'] >= 9, "413s counted: %r" % {
+                    k: v for k, v in m.items() if "413" in k})
+        check(d.proc.poll() is None and empty.proc.poll() is None,
+              "ebmd died")
+    finally:
+        check(d.stop() == 0, "exit code")
+        check(empty.stop() == 0, "exit code (empty)")
 
 
 @test
@@ -1205,6 +1324,63 @@ def launch_only_keys_kept_on_reload():
         score(d, "thy", [NORMAL[0]] * 60)
     finally:
         check(d.stop() == 0, "launch-only daemon exit code")
+
+
+@test
+def log_level_changed_while_serving():
+    """[log] level changes on SIGHUP while the workers serve (and read the
+    level on every request): the new level is in force at once, and under
+    ThreadSanitizer (scripts/test.sh's TSan build) the change is no data
+    race (the daemon would exit 66 at the end)."""
+    models = models_dir("loglevel", "thy")
+    text = conf(models) + "[log]\nlevel = %s\n"
+    d = Daemon(WORK, "loglevel", text % "info")
+    stop = threading.Event()
+    errors = []
+
+    def load():
+        while not stop.is_set():
+            try:
+                status, _, _ = d.request("POST", "/v1/models/thy/score",
+                                         {"instances": [NORMAL[0]]})
+                if status != 200:
+                    errors.append(status)
+            except OSError as exc:
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        # (info at least: reload() waits for an info line)
+        for level in ("debug", "info", "debug", "info", "debug"):
+            with open(d.conf, "w") as f:
+                f.write(text % level)
+            start = d.mark()
+            d.reload()
+            if level == "debug":
+                d.wait_log(r"debug: .*POST /v1/models/thy/score -> 200",
+                           start)
+        stop.set()
+        for t in threads:
+            t.join()
+        check(not errors, "requests failed meanwhile: %r" % errors[:5])
+        with open(d.conf, "w") as f:
+            f.write(text % "info")
+        d.reload()
+        start = d.mark()
+        score(d, "thy", [NORMAL[0]])
+        d.json("GET", "/healthz")
+        with d.cond:
+            after = [l for l in d.lines[start:] if l is not None]
+        check(not any("debug:" in l for l in after),
+              "debug lines at level info: %r" % after)
+    finally:
+        stop.set()
+        for t in threads:
+            if t.is_alive():
+                t.join()
+        check(d.stop() == 0, "exit code (66: a ThreadSanitizer report)")
 
 
 @test
