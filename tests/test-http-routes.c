@@ -56,6 +56,7 @@ static void publish(bool with_model, bool with_token)
 		struct ebm_http_model *hm = ebm_http_model_create(m, "demo", MODEL);
 		ck_assert_msg(ebm_http_catalog_add_model(c, hm, ctx, &err), "%s",
 				err.message);
+		ebm_http_model_unref(hm);  /* the catalog holds its own */
 		ebm_ctx_destroy(ctx);
 	}
 	ebm_http_catalog_seal(c);
