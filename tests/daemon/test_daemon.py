@@ -1831,9 +1831,18 @@ def sigterm_with_requests_in_flight():
 models = thy, thy2
 """).replace("max_rows = 50", "max_rows = 10000")
             .replace("max_body_bytes = 65536", "max_body_bytes = 67108864"))
-    # Smaller batches under a wrapper that runs ebmd's threads one at a
-    # time (valgrind), so that the drain bound still holds.
-    n_rows = 5000 if SLOW == 1 else 500
+    # Batches that take about 1.5 s each here and now (at most 5000 rows,
+    # at least 500): long enough to be in flight at the SIGTERM, short
+    # enough that the drain bound (2 * 5 s + 5 s, two requests per worker)
+    # holds in a sanitizer build on a loaded machine, where 5000 rows took
+    # 12 s each. Under a wrapper that runs ebmd's threads one at a time
+    # (valgrind), 500.
+    n_rows = 500
+    if SLOW == 1:
+        probe = json.dumps({"instances": (ROWS * 2)[:500], "explain": True})
+        t0 = time.time()
+        d.json("POST", "/v1/models/both/score", probe)
+        n_rows = max(500, min(5000, int(500 * 1.5 / (time.time() - t0))))
     rows = (ROWS * 13)[:n_rows]
     body = json.dumps({"instances": rows, "explain": True})
     results = []
