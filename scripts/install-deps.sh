@@ -18,7 +18,6 @@ BUILD="
 	libjansson-dev
 	libevent-dev
 	libxxhash-dev
-	libinih-dev
 	libsystemd-dev
 	check
 	scdoc

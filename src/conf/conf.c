@@ -1,8 +1,8 @@
 /*
  * conf.c — ebmd's configuration (API.md section 3): the directive table,
- * value parsers, the INI parser (inih does the key = value grammar; we count
- * lines and read section headers), the file and token-file readers, and the
- * formatter behind --check-config.
+ * the value parsers and the checks of sections and keys, on top of the INI
+ * grammar of ini.c, and the formatter behind --check-config. The file and
+ * token-file readers are in file.c.
  *
  * It only checks syntax and ranges. Resolving threads = 0 to a CPU count,
  * binding the listen address, reading the token and loading the models a
@@ -24,9 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ini.h>
-
 #include "conf/conf.h"
+#include "conf/ini.h"
 #include "util/util.h"
 
 /* ---- the directive table ------------------------------------------------ */
@@ -112,8 +111,6 @@ static const struct directive directives[] = {
 
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))
 
-#define CONF_FILE_MAX (1024 * 1024)
-#define TOKEN_FILE_MAX 4096
 #define COMPOSE_NAME_MAX 64
 #define MODEL_NAME_MAX 255
 #define NAME_CHARS "[A-Za-z0-9_.-]"
@@ -588,34 +585,23 @@ bool ebm_conf_reloadable(const char *section, const char *key)
 	return d != NULL && d->reloadable;
 }
 
-/* ---- parsing INI text ----------------------------------------------------- */
+/* ---- parsing ------------------------------------------------------------- */
 
-/*
- * inih (Debian's build) gives the handler no line number, continues an
- * indented line as the previous value, and never reports a section with no
- * keys. So inih reads through read_line(), which counts lines, strips
- * leading white space (no continuations) and handles section headers
- * itself; inih keeps the rest of the grammar: comments, key = value,
- * trimming and inline " ;" comments.
- */
+/* The state of one parse: what ini.c has delivered so far. */
 struct parse {
 	struct ebm_conf *c;
 	const char *origin;
-	const char *text;
-	const char *next;           /* next line, NULL at the end */
 	unsigned line;              /* current line */
 	enum sec sec;
 	unsigned sec_line[SEC_COUNT];
 	unsigned seen[N_DIRECTIVES]; /* line of each key in this section */
 	size_t n_weights;           /* weights in the current compose, or 0 */
 	bool failed;
-	unsigned fail_found;        /* the line being read when it failed */
 	struct ebm_error err;
 };
 
-__attribute__((format(printf, 4, 5)))
-static void fail_at(struct parse *p, unsigned line, unsigned found,
-		const char *fmt, ...)
+__attribute__((format(printf, 3, 4)))
+static void fail_at(struct parse *p, unsigned line, const char *fmt, ...)
 {
 	char msg[sizeof(p->err.message)];
 	va_list ap;
@@ -628,10 +614,9 @@ static void fail_at(struct parse *p, unsigned line, unsigned found,
 	ebm_error_set(&p->err, EBM_STATUS_FORMAT, "%s:%u: %s", p->origin, line, msg);
 	p->err.line = line;
 	p->failed = true;
-	p->fail_found = found;
 }
 
-#define FAIL(p, ...) fail_at((p), (p)->line, (p)->line, __VA_ARGS__)
+#define FAIL(p, ...) fail_at((p), (p)->line, __VA_ARGS__)
 
 static struct ebm_conf_compose *current_compose(struct parse *p)
 {
@@ -648,11 +633,11 @@ static const char *section_label(struct parse *p, char *buf, size_t size)
 	return buf;
 }
 
-/* Checks the section being left; `found` is the line that ends it. */
-static void end_section(struct parse *p, unsigned found)
+/* Checks the section being left. */
+static void end_section(struct parse *p)
 {
 	if (p->sec == SEC_COMPOSE && current_compose(p)->n_models == 0) {
-		fail_at(p, current_compose(p)->line, found,
+		fail_at(p, current_compose(p)->line,
 				"[compose.%s] missing key 'models'", current_compose(p)->name);
 	}
 }
@@ -679,109 +664,6 @@ static bool begin_compose(struct parse *p, const char *name)
 	k->line = p->line;
 	p->n_weights = 0;
 	return true;
-}
-
-/* A line starting with '['; false (with p->failed) stops the parse. */
-static bool begin_section(struct parse *p, char *line)
-{
-	/* inih's rule: up to the first ']', unless an inline comment comes
-	 * first; then it ignores the rest of the line. */
-	char *end = line + 1;
-#if INI_ALLOW_INLINE_COMMENTS
-	bool was_space = false;
-	while (*end != '\0' && *end != ']' &&
-			!(was_space && strchr(INI_INLINE_COMMENT_PREFIXES, *end))) {
-		was_space = isspace((unsigned char)*end);
-		end++;
-	}
-#else
-	end += strcspn(end, "]");
-#endif
-	if (*end != ']') {
-		FAIL(p, "expected ']' to end the section header, got '%s'", line);
-		return false;
-	}
-	end_section(p, p->line);
-	if (p->failed) {
-		return false;
-	}
-
-	char name[256];
-	const char *b = line + 1;
-	while (b < end && isspace((unsigned char)*b)) {
-		b++;
-	}
-	const char *e = end;
-	while (e > b && isspace((unsigned char)e[-1])) {
-		e--;
-	}
-	snprintf(name, sizeof(name), "%.*s", (int)(e - b), b);
-
-	for (size_t i = 0; i < N_DIRECTIVES; i++) {
-		if (directives[i].sec == SEC_COMPOSE) {
-			p->seen[i] = 0;
-		}
-	}
-	if (strncmp(name, "compose.", 8) == 0) {
-		if (!begin_compose(p, name + 8)) {
-			return false;
-		}
-		p->sec = SEC_COMPOSE;
-		return true;
-	}
-	for (int s = SEC_SERVER; s < SEC_COMPOSE; s++) {
-		if (strcmp(name, sec_names[s]) == 0) {
-			if (p->sec_line[s] != 0) {
-				FAIL(p, "duplicate section [%s] (first on line %u)", name,
-						p->sec_line[s]);
-				return false;
-			}
-			p->sec = (enum sec)s;
-			p->sec_line[s] = p->line;
-			return true;
-		}
-	}
-	FAIL(p, "unknown section [%s]", name);
-	return false;
-}
-
-/* inih's reader: one physical line per call, without leading space. */
-static char *read_line(char *buf, int size, void *user)
-{
-	struct parse *p = user;
-	if (p->failed || p->next == NULL || *p->next == '\0') {
-		return NULL;
-	}
-	const char *s = p->next;
-	const char *eol = strchr(s, '\n');
-	size_t len = eol != NULL ? (size_t)(eol - s) : strlen(s);
-	p->next = eol != NULL ? eol + 1 : NULL;
-	p->line++;
-	if (p->line == 1 && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
-		s += 3;
-		len -= 3;
-	}
-	while (len > 0 && isspace((unsigned char)*s)) {
-		s++;
-		len--;
-	}
-	while (len > 0 && isspace((unsigned char)s[len - 1])) {
-		len--;
-	}
-	/* fgets-style, newline included: a build of inih that grows its line
-	 * buffer reads on until it sees one. */
-	if (size < 3 || len > (size_t)size - 2) {
-		FAIL(p, "line is longer than %d characters", size - 2);
-		return NULL;
-	}
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	if (buf[0] == '[' && !begin_section(p, buf)) {
-		return NULL;
-	}
-	buf[len] = '\n';
-	buf[len + 1] = '\0';
-	return buf;
 }
 
 /* models, weights or alpha of the current [compose.NAME]. */
@@ -829,28 +711,67 @@ static bool set_compose(struct parse *p, const struct directive *d,
 	}
 }
 
-static int on_pair(void *user, const char *section, const char *key,
+/* "[name]" (ini.c): ends the section before and begins this one. */
+static bool on_section(void *user, unsigned line, const char *name)
+{
+	struct parse *p = user;
+	p->line = line;
+	end_section(p);
+	if (p->failed) {
+		return false;
+	}
+	for (size_t i = 0; i < N_DIRECTIVES; i++) {
+		if (directives[i].sec == SEC_COMPOSE) {
+			p->seen[i] = 0;
+		}
+	}
+	if (strncmp(name, "compose.", 8) == 0) {
+		if (!begin_compose(p, name + 8)) {
+			return false;
+		}
+		p->sec = SEC_COMPOSE;
+		return true;
+	}
+	for (int s = SEC_SERVER; s < SEC_COMPOSE; s++) {
+		if (strcmp(name, sec_names[s]) == 0) {
+			if (p->sec_line[s] != 0) {
+				FAIL(p, "duplicate section [%s] (first on line %u)", name,
+						p->sec_line[s]);
+				return false;
+			}
+			p->sec = (enum sec)s;
+			p->sec_line[s] = p->line;
+			return true;
+		}
+	}
+	FAIL(p, "unknown section [%s]", name);
+	return false;
+}
+
+/* "key = value" (ini.c): the directive of this section, checked and
+ * applied. */
+static bool on_pair(void *user, unsigned line, const char *key,
 		const char *value)
 {
 	struct parse *p = user;
 	char label[96];
 	char why[160];
-	(void)section; /* ours, from begin_section(), is the same but trimmed */
+	p->line = line;
 	if (p->sec == SEC_NONE) {
 		FAIL(p, "key '%s' outside any section", key);
-		return 0;
+		return false;
 	}
 	const char *sec = section_label(p, label, sizeof(label));
 	const struct directive *d = find_directive(p->sec, key);
 	if (d == NULL) {
 		FAIL(p, "[%s] unknown key '%s'", sec, key);
-		return 0;
+		return false;
 	}
 	size_t i = (size_t)(d - directives);
 	if (p->seen[i] != 0) {
 		FAIL(p, "[%s] %s: duplicate key (first on line %u)", sec, key,
 				p->seen[i]);
-		return 0;
+		return false;
 	}
 	p->seen[i] = p->line;
 	bool ok = p->sec == SEC_COMPOSE
@@ -858,60 +779,37 @@ static int on_pair(void *user, const char *section, const char *key,
 			: apply(d, p->c, value, why, sizeof(why));
 	if (!ok) {
 		FAIL(p, "[%s] %s: %s, got '%s'", sec, key, why, value);
-		return 0;
+		return false;
 	}
-	return 1;
+	return true;
 }
 
-/* inih rejected line `line` (no '=' or ':'): quote it. */
-static void syntax_error(struct parse *p, unsigned line)
+/* A malformed line (ini.c). */
+static void on_error(void *user, unsigned line, const char *message)
 {
-	const char *s = p->text;
-	for (unsigned i = 1; i < line && s != NULL; i++) {
-		s = strchr(s, '\n');
-		s = s != NULL ? s + 1 : NULL;
-	}
-	if (s == NULL) {
-		s = "";
-	}
-	/* strncmp, not memcmp: the line may be shorter than the BOM. */
-	if (line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0) {
-		s += 3;
-	}
-	size_t len = strcspn(s, "\n");
-	while (len > 0 && isspace((unsigned char)*s)) {
-		s++;
-		len--;
-	}
-	while (len > 0 && isspace((unsigned char)s[len - 1])) {
-		len--;
-	}
-	p->failed = false;
-	fail_at(p, line, line, "expected 'key = value', got '%.*s'",
-			(int)(len > 200 ? 200 : len), s);
+	struct parse *p = user;
+	fail_at(p, line, "%s", message);
 }
 
 enum ebm_status ebm_conf_parse_string(const char *text, const char *origin,
 		struct ebm_conf *c, struct ebm_error *err)
 {
+	static const struct ebm_ini_handler handler = {
+		.section = on_section,
+		.pair = on_pair,
+		.error = on_error,
+	};
 	struct parse p;
 	memset(&p, 0, sizeof(p));
 	p.c = c;
 	p.origin = origin != NULL ? origin : "<string>";
-	p.text = text != NULL ? text : "";
-	p.next = p.text;
 	ebm_conf_init_defaults(c);
-
-	int ret = ini_parse_stream(read_line, &p, on_pair, &p);
-	if (!p.failed) {
-		end_section(&p, p.line + 1);
+	/* ini.c cuts the lines up in place. */
+	char *copy = ebm_xstrdup(text != NULL ? text : "");
+	if (ebm_ini_parse(copy, &handler, &p) && !p.failed) {
+		end_section(&p);
 	}
-	if (ret > 0 && (!p.failed || (unsigned)ret < p.fail_found)) {
-		syntax_error(&p, (unsigned)ret);
-	} else if (ret < 0 && !p.failed) {
-		ebm_error_set(&p.err, EBM_STATUS_NOMEM, "%s: out of memory", p.origin);
-		p.failed = true;
-	}
+	free(copy);
 	if (p.failed) {
 		ebm_conf_finish(c);
 		if (err != NULL) {
@@ -925,171 +823,6 @@ enum ebm_status ebm_conf_parse_string(const char *text, const char *origin,
 }
 
 #undef FAIL
-
-/* ---- files -------------------------------------------------------------- */
-
-/*
- * Reads a whole regular file of at most `max` bytes into a NUL-terminated
- * buffer (*out, free() it; *n_out bytes before the NUL). O_NONBLOCK keeps a
- * FIFO from blocking the open; it then fails the regular-file check.
- */
-static enum ebm_status read_small_file(const char *path, const char *what,
-		size_t max, char **out, size_t *n_out, struct stat *st,
-		struct ebm_error *err)
-{
-	*out = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		return ebm_error_set_errno(err, errno, "cannot read '%s'", path);
-	}
-	enum ebm_status status = EBM_STATUS_OK;
-	char *buf = NULL;
-	size_t n = 0;
-	if (fstat(fd, st) != 0) {
-		status = ebm_error_set_errno(err, errno, "cannot read '%s'", path);
-		goto out;
-	}
-	if (!S_ISREG(st->st_mode)) {
-		status = ebm_error_set(err, EBM_STATUS_IO,
-				"cannot read '%s': not a regular file", path);
-		goto out;
-	}
-	if ((uint64_t)st->st_size > max) {
-		goto too_large;
-	}
-	/* st_size is only a hint (0 under /proc, or the file may grow): read
-	 * to the end, never keeping more than max + 1 bytes. */
-	size_t cap = st->st_size > 0 ? (size_t)st->st_size + 1 : 4096;
-	for (;;) {
-		if (buf == NULL || n == cap) {
-			if (buf != NULL) {
-				cap = cap > (max + 1) / 2 ? max + 1 : cap * 2;
-			}
-			char *b = realloc(buf, cap + 1);
-			if (b == NULL) {
-				status = ebm_error_set(err, EBM_STATUS_NOMEM,
-						"cannot read '%s': out of memory", path);
-				goto out;
-			}
-			buf = b;
-		}
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR) {
-			continue;
-		}
-		if (r < 0) {
-			status = ebm_error_set_errno(err, errno, "cannot read '%s'", path);
-			goto out;
-		}
-		if (r == 0) {
-			break;
-		}
-		n += (size_t)r;
-		if (n > max) {
-			goto too_large;
-		}
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*n_out = n;
-	buf = NULL;
-	goto out;
-too_large:
-	status = ebm_error_set(err, EBM_STATUS_LIMIT,
-			"%s '%s' is larger than %zu bytes", what, path, max);
-out:
-	close(fd);
-	free(buf);
-	return status;
-}
-
-enum ebm_status ebm_conf_load_file(const char *path, struct ebm_conf *c,
-		struct ebm_error *err)
-{
-	char *text;
-	size_t n;
-	struct stat st;
-	memset(c, 0, sizeof(*c));
-	enum ebm_status status = read_small_file(path, "configuration file",
-			CONF_FILE_MAX, &text, &n, &st, err);
-	if (status != EBM_STATUS_OK) {
-		return status;
-	}
-	const char *nul = memchr(text, '\0', n);
-	if (nul != NULL) {
-		unsigned line = 1;
-		for (const char *s = text; s < nul; s++) {
-			line += *s == '\n';
-		}
-		ebm_error_set(err, EBM_STATUS_FORMAT, "%s:%u: unexpected NUL byte",
-				path, line);
-		if (err != NULL) {
-			err->line = line;
-		}
-		free(text);
-		return EBM_STATUS_FORMAT;
-	}
-	status = ebm_conf_parse_string(text, path, c, err);
-	free(text);
-	return status;
-}
-
-/* memset through a volatile pointer, so the token is really wiped. */
-static void wipe(void *p, size_t n)
-{
-	volatile unsigned char *v = p;
-	while (n-- > 0) {
-		*v++ = 0;
-	}
-}
-
-enum ebm_status ebm_conf_read_token(const char *path, char **token,
-		unsigned *mode, struct ebm_error *err)
-{
-	char *text;
-	size_t n;
-	struct stat st;
-	*token = NULL;
-	enum ebm_status status = read_small_file(path, "token file",
-			TOKEN_FILE_MAX, &text, &n, &st, err);
-	if (status != EBM_STATUS_OK) {
-		return status;
-	}
-	const char *s = text;
-	size_t len = 0;
-	while (len < n && text[len] != '\n') {
-		len++;
-	}
-	while (len > 0 && isspace((unsigned char)*s)) {
-		s++;
-		len--;
-	}
-	while (len > 0 && isspace((unsigned char)s[len - 1])) {
-		len--;
-	}
-	if (len == 0) {
-		status = ebm_error_set(err, EBM_STATUS_FORMAT,
-				"token file '%s': the first line is empty", path);
-	}
-	for (size_t i = 0; i < len && status == EBM_STATUS_OK; i++) {
-		if (iscntrl((unsigned char)s[i])) {
-			status = ebm_error_set(err, EBM_STATUS_FORMAT,
-					"token file '%s': the token contains a control character",
-					path);
-		}
-	}
-	if (status == EBM_STATUS_OK) {
-		*token = ebm_xmalloc(len + 1);
-		memcpy(*token, s, len);
-		(*token)[len] = '\0';
-		if (mode != NULL) {
-			*mode = (unsigned)(st.st_mode & 07777);
-		}
-	}
-	wipe(text, n);
-	free(text);
-	return status;
-}
 
 /* ---- command-line overrides --------------------------------------------- */
 
@@ -1182,7 +915,7 @@ static void put_directive(struct buf *b, const struct directive *d,
 		if (*(char *const *)field == NULL) {
 			put(b, "# %s = (not set)\n", d->key);
 		} else {
-			/* inih reads " ;" as the start of a comment: a value that
+			/* " ;" starts a comment (ini.h): a value that
 			 * begins with ';' (legal as "key =;x") goes out unspaced. */
 			const char *v = *(char *const *)field;
 			put(b, v[0] == ';' ? "%s =%s\n" : "%s = %s\n", d->key, v);

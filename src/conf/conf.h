@@ -1,6 +1,6 @@
 /*
  * conf.h — ebmd's configuration: the INI file of API.md section 3, parsed
- * with inih against a directive table (section, key, type, default,
+ * (ini.c) against a directive table (section, key, type, default,
  * bounds, target field, reloadable). Parsing takes a string so tests need
  * no files; ebm_conf_load_file() is the thin wrapper that reads a file.
  *
@@ -9,12 +9,11 @@
  *   "ebmd.conf:3: unknown section [sever]"
  *   "ebmd.conf:7: [models] unknown key 'aplha'"
  *
- * Syntax: inih's. Comments start a line with '#' or ';'; a ';' after white
- * space starts an inline comment ('#' does not). Keys and values are
- * trimmed; "key: value" also works. Lines may end in CRLF, and may be at
- * most 198 characters long without surrounding white space (inih's
- * INI_MAX_LINE of 200 less the newline and NUL); longer ones are an error,
- * never cut. Each section and each key may appear once. Sizes are plain
+ * Syntax (ini.h has it exactly): comments start a line with '#' or ';'; a
+ * ';' after white space starts an inline comment ('#' does not). Keys and
+ * values are trimmed; "key: value" also works. Lines may end in CRLF and
+ * have no length limit (the file has: 1 MiB). Each section and each key
+ * may appear once. Sizes are plain
  * integers in bytes, times plain integers in milliseconds.
  */
 #ifndef EBM_CONF_CONF_H
@@ -87,7 +86,6 @@ void ebm_conf_finish(struct ebm_conf *c);
  *   compose name: expected 1..64 characters [A-Za-z0-9_.-], got 'NAME'
  *   expected ']' to end the section header, got 'TEXT'
  *   expected 'key = value', got 'TEXT'
- *   line is longer than 198 characters
  *   key 'KEY' outside any section
  *   [SECTION] unknown key 'KEY'
  *   [SECTION] KEY: duplicate key (first on line N)
@@ -138,7 +136,7 @@ bool ebm_conf_reloadable(const char *section, const char *key);
  * for --check-config output and logs: every key, unset ones as comments,
  * then the compose sections. ebm_conf_parse_string() reads it back to an
  * equal struct (the origin aside), unless a path set with ebm_conf_set()
- * holds a newline, " ;", or more than inih's line limit.
+ * holds a newline or " ;".
  */
 char *ebm_conf_format(const struct ebm_conf *c);
 

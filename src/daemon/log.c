@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "daemon/daemon.h"
+#include "util/util.h"
 
 static atomic_bool to_journal;
 
@@ -79,9 +80,10 @@ void ebmd_log_init(enum ebm_log_level level)
 	ebm_log_set(hook, NULL, level);
 }
 
+/* SIGHUP, while the workers log: only the level changes (an atomic). */
 void ebmd_log_set_level(enum ebm_log_level level)
 {
-	ebm_log_set(hook, NULL, level);
+	ebm_log_set_level(level);
 }
 
 enum ebm_log_level ebmd_log_level(enum ebm_conf_log_level level)

@@ -27,6 +27,7 @@
 
 #include <sys/inotify.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <event2/event.h>
 
@@ -36,6 +37,8 @@
 
 #define EXIT_USAGE 2
 #define DEBOUNCE_MS 200
+/* How often a models directory that went away is looked for. */
+#define REARM_MS 250
 #define MAX_DRAIN_MS 30000u
 
 struct daemon {
@@ -60,8 +63,10 @@ struct daemon {
 	struct event *ev_force;       /* drain took too long */
 	struct event *ev_inotify;
 	struct event *ev_debounce;
+	struct event *ev_rearm;       /* retries while the directory is gone */
 	int inotify_fd;
-	char *watched_dir;
+	int wd;                       /* watch of watched_dir; -1: lost */
+	char *watched_dir;            /* NULL: not watching */
 
 	bool stopping;
 	int exit_code;
@@ -204,14 +209,6 @@ static char *read_token(const char *path)
 	return token;
 }
 
-static void free_token(char *token)
-{
-	if (token != NULL) {
-		memset(token, 0, strlen(token));
-		free(token);
-	}
-}
-
 static unsigned resolve_threads(unsigned threads)
 {
 	if (threads > 0) {
@@ -268,7 +265,7 @@ static int check_config(struct daemon *d)
 	}
 	ebm_http_catalog_unref(cat);
 	ebmd_registry_destroy(r);
-	free_token(token);
+	ebm_secret_free(token);
 	if (n_errors > 0) {
 		fprintf(stderr, "%s: %zu error%s\n", EBMD_PROG, n_errors,
 				n_errors == 1 ? "" : "s");
@@ -362,7 +359,7 @@ static void reload_all(struct daemon *d)
 		if (token_ok) {
 			ebm_conf_finish(&d->conf);
 			d->conf = next;
-			free_token(d->token);
+			ebm_secret_free(d->token);
 			d->token = token;
 			ebmd_log_set_level(ebmd_log_level(d->conf.log_level));
 		} else {
@@ -393,12 +390,77 @@ static void on_debounce(evutil_socket_t fd, short what, void *arg)
 	notify_status(d, "");
 }
 
+/* Writers touch a file several times; reload once it settles. */
+static void schedule_reload(struct daemon *d)
+{
+	struct timeval tv = { 0, DEBOUNCE_MS * 1000 };
+	event_add(d->ev_debounce, &tv);
+}
+
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE \
+		| IN_ATTRIB | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+
+/* Watches d->watched_dir; false (errno set) if it cannot be watched. */
+static bool add_watch(struct daemon *d)
+{
+	d->wd = inotify_add_watch(d->inotify_fd, d->watched_dir, WATCH_MASK);
+	return d->wd >= 0;
+}
+
+/* The watch is gone (directory deleted or moved away): look for the
+ * directory again every REARM_MS until it is back. */
+static void lose_watch(struct daemon *d)
+{
+	if (d->wd >= 0) {
+		/* A moved directory is still watched under its new name. */
+		inotify_rm_watch(d->inotify_fd, d->wd);
+		d->wd = -1;
+	}
+	ebm_log_warn("models directory '%s' went away; watching for it to "
+			"come back", d->watched_dir);
+	struct timeval tv = { 0, REARM_MS * 1000 };
+	event_add(d->ev_rearm, &tv);
+}
+
+static void on_rearm(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct daemon *d = arg;
+	if (d->stopping || d->watched_dir == NULL || d->wd >= 0) {
+		return;
+	}
+	if (!add_watch(d)) {
+		struct timeval tv = { 0, REARM_MS * 1000 };
+		event_add(d->ev_rearm, &tv);
+		return;
+	}
+	ebm_log_info("models directory '%s' is back; watching it again",
+			d->watched_dir);
+	/* Whatever it holds already arrived before the watch. */
+	schedule_reload(d);
+}
+
+/* A symbolic link appears whole (a ConfigMap's new key); a new regular
+ * file is still being written and announces itself by IN_CLOSE_WRITE. */
+static bool created_symlink(const struct daemon *d, const char *name)
+{
+	size_t len = strlen(d->watched_dir) + strlen(name) + 2;
+	char *path = ebm_xmalloc(len);
+	snprintf(path, len, "%s/%s", d->watched_dir, name);
+	struct stat st;
+	bool link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+	free(path);
+	return link;
+}
+
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
 	struct daemon *d = arg;
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	bool relevant = false;
+	bool lost = false;
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n <= 0) {
@@ -406,23 +468,37 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
 		}
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
-			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
-				ebm_log_warn("models directory '%s' went away; send SIGHUP "
-						"once it is back", d->watched_dir);
-			}
-			relevant = true;
 			p += sizeof(*ev) + ev->len;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				relevant = true;  /* events were lost: rescan */
+				continue;
+			}
+			if (d->wd < 0 || ev->wd != d->wd) {
+				continue;  /* left over from a watch given up */
+			}
+			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+				lost = true;
+			} else if ((ev->mask & IN_CREATE) && !(ev->mask & IN_ISDIR)) {
+				relevant |= ev->len > 0 && created_symlink(d, ev->name);
+			} else if (!(ev->mask & IN_CREATE)) {
+				relevant = true;
+			}
 		}
 	}
+	if (lost) {
+		lose_watch(d);
+		relevant = true;
+	}
 	if (relevant) {
-		/* Writers touch a file several times; reload once it settles. */
-		struct timeval tv = { 0, DEBOUNCE_MS * 1000 };
-		event_add(d->ev_debounce, &tv);
+		schedule_reload(d);
 	}
 }
 
 static void stop_watch(struct daemon *d)
 {
+	if (d->ev_rearm != NULL) {
+		event_del(d->ev_rearm);
+	}
 	if (d->ev_inotify != NULL) {
 		event_free(d->ev_inotify);
 		d->ev_inotify = NULL;
@@ -431,11 +507,17 @@ static void stop_watch(struct daemon *d)
 		close(d->inotify_fd);
 		d->inotify_fd = -1;
 	}
+	d->wd = -1;
 	free(d->watched_dir);
 	d->watched_dir = NULL;
 }
 
-/* Follows [models] watch and dir after start-up and every reload. */
+/*
+ * Follows [models] watch and dir after start-up and every reload: a new
+ * directory is watched instead of the old one, and a watch lost with its
+ * directory is re-armed at once if the directory is back (else on_rearm
+ * keeps looking for it).
+ */
 static void update_watch(struct daemon *d)
 {
 	if (!d->conf.watch) {
@@ -447,6 +529,10 @@ static void update_watch(struct daemon *d)
 	}
 	if (d->watched_dir != NULL
 			&& strcmp(d->watched_dir, d->conf.models_dir) == 0) {
+		if (d->wd < 0 && add_watch(d)) {
+			event_del(d->ev_rearm);
+			ebm_log_info("watching %s for changes again", d->watched_dir);
+		}
 		return;
 	}
 	stop_watch(d);
@@ -454,14 +540,6 @@ static void update_watch(struct daemon *d)
 	if (d->inotify_fd < 0) {
 		ebm_log_error("inotify: %s; models are reloaded on SIGHUP only",
 				strerror(errno));
-		return;
-	}
-	if (inotify_add_watch(d->inotify_fd, d->conf.models_dir,
-			IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE
-			| IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
-		ebm_log_error("watching '%s': %s; models are reloaded on SIGHUP "
-				"only", d->conf.models_dir, strerror(errno));
-		stop_watch(d);
 		return;
 	}
 	d->ev_inotify = event_new(d->base, d->inotify_fd, EV_READ | EV_PERSIST,
@@ -472,6 +550,20 @@ static void update_watch(struct daemon *d)
 		return;
 	}
 	d->watched_dir = ebm_xstrdup(d->conf.models_dir);
+	if (!add_watch(d)) {
+		int e = errno;
+		if (e == ENOENT || e == ENOTDIR) {
+			ebm_log_warn("models directory '%s': %s; watching for it to "
+					"appear", d->watched_dir, strerror(e));
+			struct timeval tv = { 0, REARM_MS * 1000 };
+			event_add(d->ev_rearm, &tv);
+			return;
+		}
+		ebm_log_error("watching '%s': %s; models are reloaded on SIGHUP "
+				"only", d->watched_dir, strerror(e));
+		stop_watch(d);
+		return;
+	}
 	ebm_log_info("watching %s for changes", d->watched_dir);
 }
 
@@ -556,6 +648,9 @@ static void begin_shutdown(struct daemon *d, const char *why)
 	if (d->ev_debounce != NULL) {
 		event_del(d->ev_debounce);
 	}
+	if (d->ev_rearm != NULL) {
+		event_del(d->ev_rearm);
+	}
 	/* Stop first, log after: once the line is out, /readyz says 503
 	 * (the test waits for the line and races the workers otherwise). */
 	ebm_http_server_stop(d->server, workers_done, d);
@@ -609,9 +704,10 @@ static bool add_events(struct daemon *d)
 	d->ev_stopped = event_new(d->base, -1, 0, on_stopped, d);
 	d->ev_force = evtimer_new(d->base, on_force, d);
 	d->ev_debounce = evtimer_new(d->base, on_debounce, d);
+	d->ev_rearm = evtimer_new(d->base, on_rearm, d);
 	if (d->ev_term == NULL || d->ev_int == NULL || d->ev_hup == NULL
 			|| d->ev_stopped == NULL || d->ev_force == NULL
-			|| d->ev_debounce == NULL
+			|| d->ev_debounce == NULL || d->ev_rearm == NULL
 			|| event_add(d->ev_term, NULL) != 0
 			|| event_add(d->ev_int, NULL) != 0
 			|| event_add(d->ev_hup, NULL) != 0) {
@@ -729,6 +825,7 @@ static void teardown(struct daemon *d)
 	/* Joins the workers (stopped by now) and drops the catalog. */
 	ebm_http_server_destroy(d->server);
 	stop_watch(d);
+	free_event(d->ev_rearm);
 	free_event(d->ev_watchdog);
 	free_event(d->ev_debounce);
 	free_event(d->ev_force);
@@ -741,13 +838,13 @@ static void teardown(struct daemon *d)
 	}
 	ebmd_registry_destroy(d->registry);
 	ebm_http_metrics_destroy(d->metrics);
-	free_token(d->token);
+	ebm_secret_free(d->token);
 	ebm_conf_finish(&d->conf);
 }
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .inotify_fd = -1, .exit_code = EXIT_SUCCESS };
+	struct daemon d = { .inotify_fd = -1, .wd = -1, .exit_code = EXIT_SUCCESS };
 	int rc = parse_args(&d, argc, argv);
 	if (rc >= 0) {
 		return rc;

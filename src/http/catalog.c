@@ -150,14 +150,7 @@ void ebm_http_catalog_unref(struct ebm_http_catalog *c)
 	}
 	free(c->cross);
 	free(c->files);
-	if (c->settings.token != NULL) {
-		/* Not left behind in freed memory. */
-		volatile char *t = c->settings.token;
-		while (*t != '\0') {
-			*t++ = '\0';
-		}
-		free(c->settings.token);
-	}
+	ebm_secret_free(c->settings.token);  /* not left in freed memory */
 	free(c);
 }
 

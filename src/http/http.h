@@ -1,14 +1,14 @@
 /*
  * http.h — internal header of the HTTP module (API.md section 2):
  *
- *   server.c    evhttp on worker threads, one listening socket, limits,
- *               graceful drain
- *   routes.c    routing, the status-code precedence, the endpoint handlers
- *   request.c   JSON request decoding and validation into plain C arrays
- *   response.c  JSON response encoding into a growable byte buffer
- *   metrics.c   Prometheus counters and their text exposition
- *   info.c      the model-info object of GET /v1/models/{name}
- *   catalog.c   the catalog: a refcounted snapshot of everything served
+ *   server.c      evhttp on worker threads, one listening socket, limits,
+ *                 graceful drain
+ *   routes.c      routing, the status-code precedence, the endpoint handlers
+ *   request.c     JSON request decoding and validation into plain C arrays
+ *   response.c    JSON response encoding into a growable byte buffer
+ *   prom.c        Prometheus counters and their text exposition
+ *   model-info.c  the model-info object of GET /v1/models/{name}
+ *   catalog.c     the catalog: a refcounted snapshot of everything served
  *
  * What it leaves to others: finding, loading and reloading model files,
  * the configuration file, signals and systemd belong to daemon/, which
@@ -215,7 +215,7 @@ bool ebm_http_request_fixed(const struct ebm_http_request *r,
 		struct ebm_http_error *e);
 
 /* ======================================================================
- * Metrics (metrics.c)
+ * Metrics (prom.c)
  * ==================================================================== */
 
 enum ebm_http_endpoint {
@@ -428,7 +428,7 @@ void ebm_http_product_version(const struct ebm_product *p, char version[13],
 		char checksum[33]);
 
 /* ======================================================================
- * Model info (info.c): the object of GET /v1/models/{name}
+ * Model info (model-info.c): the object of GET /v1/models/{name}
  * ==================================================================== */
 
 /* The info object of an entry (model file or composition). */
@@ -543,5 +543,18 @@ void *ebm_http_worker_scratch(struct ebm_http_worker *w,
 
 /* routes.c: answers one complete request (exactly one reply). */
 void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req);
+
+/*
+ * routes.c, for conn.c: the whole HTTP response (status line, headers
+ * with Connection: close, JSON body) into *out for a request whose body
+ * is beyond the hard cap and is not read, from its request line (method,
+ * target) and Authorization header (may be NULL): the 404 (path), 405,
+ * 401 or 503 it would get anyway, else 413 naming `bytes` (the declared
+ * Content-Length when `declared`, else how much had arrived). Counted in
+ * the request metrics like any answer.
+ */
+void ebm_http_refuse_oversized(struct ebm_http_worker *w, const char *method,
+		const char *target, const char *authorization, uint64_t bytes,
+		bool declared, struct ebm_http_buf *out);
 
 #endif

@@ -185,11 +185,10 @@ static bool token_equal(const char *given, size_t given_len,
 	return diff == 0;
 }
 
-/* "Authorization: Bearer <token>", the scheme in any case (RFC 7235). */
-static bool authorized(struct evhttp_request *req, const char *token)
+/* h is the Authorization header (or NULL): "Bearer <token>", the scheme
+ * in any case (RFC 7235). */
+static bool authorized(const char *h, const char *token)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
-			"Authorization");
 	if (h == NULL || strncasecmp(h, "Bearer", 6) != 0
 			|| (h[6] != ' ' && h[6] != '\t')) {
 		return false;
@@ -679,45 +678,96 @@ out:
 	return status;
 }
 
-/* /v1/...: token (401), readiness (503), then the endpoint. */
-static int v1(struct ebm_http_worker *w, struct evhttp_request *req,
-		const struct route *rt)
+/* ======================================================================
+ * Precedence of the head: 404 (path), 405, 401, 503
+ * ==================================================================== */
+
+/* What the request line and the Authorization header alone decide. */
+struct refusal {
+	struct ebm_http_error e;
+	const char *header;           /* an extra response header, or NULL */
+	const char *value;
+};
+
+static bool is_v1(enum ebm_http_endpoint ep)
 {
-	struct ebm_http_catalog *c = ebm_http_server_acquire(w->server);
-	int status;
-	if (c != NULL && c->settings.token != NULL
-			&& !authorized(req, c->settings.token)) {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-				"WWW-Authenticate", "Bearer realm=\"ebmd\"");
-		status = fail(w, req, 401, "unauthorized",
-				"missing or wrong 'Authorization: Bearer' token");
-	} else if (w->draining) {
-		status = fail(w, req, 503, "shutting_down",
-				"ebmd is shutting down");
-	} else if (c == NULL || c->n_model_files == 0) {
-		status = fail(w, req, 503, "not_ready", "no model is loaded yet");
-	} else {
-		switch (rt->ep) {
-		case EBM_HTTP_EP_MODELS:
-			status = get_models(w, req, c);
-			break;
-		case EBM_HTTP_EP_MODEL:
-			status = get_model(w, req, c, rt->name);
-			break;
-		case EBM_HTTP_EP_SCORE:
-		case EBM_HTTP_EP_REPAIR:
-			status = post_model(w, req, c, rt->ep, rt->name);
-			break;
-		case EBM_HTTP_EP_COMPOSE:
-			status = post_compose(w, req, c);
-			break;
-		default:
-			status = fail(w, req, 404, "not_found", "no such path");
-			break;
-		}
+	return ep != EBM_HTTP_EP_OTHER && ep != EBM_HTTP_EP_HEALTHZ
+			&& ep != EBM_HTTP_EP_READYZ && ep != EBM_HTTP_EP_METRICS;
+}
+
+/*
+ * True (and *out filled) when the path is unknown (404), the method wrong
+ * (405, with Allow), the token missing or wrong (401, with
+ * WWW-Authenticate), or ebmd not ready or stopping (503): the answers that
+ * come before anything about the body. Health and metrics endpoints need
+ * neither token nor readiness. c is the catalog (NULL: none published).
+ */
+static bool refuse_head(const struct ebm_http_worker *w,
+		const struct route *rt, const char *path,
+		enum evhttp_cmd_type method, const char *authorization,
+		const struct ebm_http_catalog *c, struct refusal *out)
+{
+	bool post = is_post(rt->ep);
+	bool method_ok = post ? method == EVHTTP_REQ_POST
+			: method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
+	out->header = NULL;
+	out->value = NULL;
+	if (rt->ep == EBM_HTTP_EP_OTHER) {
+		return !ebm_http_fail(&out->e, 404, "not_found",
+				"no such path: %.200s", path != NULL ? path : "");
 	}
-	ebm_http_catalog_unref(c);
-	return status;
+	if (!method_ok) {
+		out->header = "Allow";
+		out->value = post ? "POST" : "GET, HEAD";
+		return !ebm_http_fail(&out->e, 405, "method_not_allowed",
+				"%.200s accepts %s only", path,
+				post ? "POST" : "GET and HEAD");
+	}
+	if (!is_v1(rt->ep)) {
+		return false;
+	}
+	if (c != NULL && c->settings.token != NULL
+			&& !authorized(authorization, c->settings.token)) {
+		out->header = "WWW-Authenticate";
+		out->value = "Bearer realm=\"ebmd\"";
+		return !ebm_http_fail(&out->e, 401, "unauthorized",
+				"missing or wrong 'Authorization: Bearer' token");
+	}
+	if (w->draining) {
+		return !ebm_http_fail(&out->e, 503, "shutting_down",
+				"ebmd is shutting down");
+	}
+	if (c == NULL || c->n_model_files == 0) {
+		return !ebm_http_fail(&out->e, 503, "not_ready",
+				"no model is loaded yet");
+	}
+	return false;
+}
+
+/* /v1/... once the head passed: the endpoint. */
+static int v1(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct route *rt, const struct ebm_http_catalog *c)
+{
+	switch (rt->ep) {
+	case EBM_HTTP_EP_MODELS:
+		return get_models(w, req, c);
+	case EBM_HTTP_EP_MODEL:
+		return get_model(w, req, c, rt->name);
+	case EBM_HTTP_EP_SCORE:
+	case EBM_HTTP_EP_REPAIR:
+		return post_model(w, req, c, rt->ep, rt->name);
+	case EBM_HTTP_EP_COMPOSE:
+		return post_compose(w, req, c);
+	default:
+		return fail(w, req, 404, "not_found", "no such path");
+	}
+}
+
+static const char *method_name(enum evhttp_cmd_type method)
+{
+	return method == EVHTTP_REQ_POST ? "POST"
+			: method == EVHTTP_REQ_GET ? "GET"
+			: method == EVHTTP_REQ_HEAD ? "HEAD" : "other";
 }
 
 void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req)
@@ -728,20 +778,20 @@ void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req)
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	struct route rt;
 	route_path(path, &rt);
+	/* The catalog is held to the end: the request finishes on it. */
+	struct ebm_http_catalog *c = is_v1(rt.ep)
+			? ebm_http_server_acquire(w->server) : NULL;
+	const char *authorization = evhttp_find_header(
+			evhttp_request_get_input_headers(req), "Authorization");
 
 	int status;
-	bool post = is_post(rt.ep);
-	bool method_ok = post ? method == EVHTTP_REQ_POST
-			: method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
-	if (rt.ep == EBM_HTTP_EP_OTHER) {
-		status = fail(w, req, 404, "not_found", "no such path: %.200s",
-				path != NULL ? path : "");
-	} else if (!method_ok) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-				post ? "POST" : "GET, HEAD");
-		status = fail(w, req, 405, "method_not_allowed",
-				"%.200s accepts %s only", path,
-				post ? "POST" : "GET and HEAD");
+	struct refusal r;
+	if (refuse_head(w, &rt, path, method, authorization, c, &r)) {
+		if (r.header != NULL) {
+			evhttp_add_header(evhttp_request_get_output_headers(req),
+					r.header, r.value);
+		}
+		status = reply_error(w, req, &r.e);
 	} else if (rt.ep == EBM_HTTP_EP_HEALTHZ) {
 		ebm_http_buf_reset(&w->out);
 		ebm_http_buf_puts(&w->out, "{\"status\":\"ok\"}\n");
@@ -751,14 +801,80 @@ void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req)
 	} else if (rt.ep == EBM_HTTP_EP_METRICS) {
 		status = get_metrics(w, req);
 	} else {
-		status = v1(w, req, &rt);
+		status = v1(w, req, &rt, c);
 	}
+	ebm_http_catalog_unref(c);
 	double dt = ebm_now() - t0;
 	ebm_http_metrics_request(w->metrics, w->index, rt.ep, status, dt);
-	ebm_log_debug("%s %.200s -> %d (%.3f ms)",
-			method == EVHTTP_REQ_POST ? "POST"
-			: method == EVHTTP_REQ_GET ? "GET"
-			: method == EVHTTP_REQ_HEAD ? "HEAD" : "other",
+	ebm_log_debug("%s %.200s -> %d (%.3f ms)", method_name(method),
 			path != NULL ? path : "-", status, dt * 1e3);
 	free(rt.name);
+}
+
+/* ======================================================================
+ * A body beyond the hard cap (conn.c)
+ * ==================================================================== */
+
+static enum evhttp_cmd_type parse_method(const char *m)
+{
+	static const struct {
+		const char *name;
+		enum evhttp_cmd_type type;
+	} methods[] = {
+		{ "GET", EVHTTP_REQ_GET }, { "POST", EVHTTP_REQ_POST },
+		{ "HEAD", EVHTTP_REQ_HEAD }, { "PUT", EVHTTP_REQ_PUT },
+		{ "DELETE", EVHTTP_REQ_DELETE }, { "OPTIONS", EVHTTP_REQ_OPTIONS },
+		{ "TRACE", EVHTTP_REQ_TRACE }, { "CONNECT", EVHTTP_REQ_CONNECT },
+		{ "PATCH", EVHTTP_REQ_PATCH },
+	};
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		if (strcmp(m, methods[i].name) == 0) {
+			return methods[i].type;
+		}
+	}
+	return EVHTTP_REQ_TRACE;  /* unknown: wrong on every path */
+}
+
+void ebm_http_refuse_oversized(struct ebm_http_worker *w, const char *method,
+		const char *target, const char *authorization, uint64_t bytes,
+		bool declared, struct ebm_http_buf *out)
+{
+	double t0 = ebm_now();
+	struct evhttp_uri *uri = target != NULL ? evhttp_uri_parse_with_flags(
+			target, EVHTTP_URI_NONCONFORMANT) : NULL;
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type m = parse_method(method != NULL ? method : "");
+	struct route rt;
+	route_path(path, &rt);
+	struct ebm_http_catalog *c = is_v1(rt.ep)
+			? ebm_http_server_acquire(w->server) : NULL;
+	struct refusal r;
+	if (!refuse_head(w, &rt, path, m, authorization, c, &r)) {
+		ebm_http_fail(&r.e, 413, "body_too_large", declared
+				? "body declares %llu bytes (Content-Length), at most %llu "
+				"are accepted" : "chunked body of at least %llu bytes, at "
+				"most %llu are accepted", (unsigned long long)bytes,
+				(unsigned long long)w->options->max_body_bytes);
+	}
+	ebm_http_catalog_unref(c);
+	ebm_http_buf_reset(&w->out);
+	ebm_http_encode_error(&w->out, &r.e);
+	ebm_http_buf_reset(out);
+	ebm_http_buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+			"Cache-Control: no-store\r\nConnection: close\r\n",
+			r.e.status, reason(r.e.status), CT_JSON);
+	if (r.header != NULL) {
+		ebm_http_buf_printf(out, "%s: %s\r\n", r.header, r.value);
+	}
+	ebm_http_buf_printf(out, "Content-Length: %zu\r\n\r\n", w->out.len);
+	ebm_http_buf_add(out, w->out.data, w->out.len);
+	double dt = ebm_now() - t0;
+	ebm_http_metrics_request(w->metrics, w->index, rt.ep, r.e.status, dt);
+	ebm_log_debug("%s %.200s -> %d: body beyond the hard cap, closing",
+			method_name(m),
+			path != NULL ? path : "-", r.e.status);
+	free(rt.name);
+	if (uri != NULL) {
+		evhttp_uri_free(uri);
+	}
 }

@@ -17,45 +17,17 @@
  * evhttp_bind_listener; the server closes the socket itself.
  *
  * Limits: max_body_bytes is checked by routes.c so that the answer is a
- * JSON 413 that respects the status precedence; evhttp's own limit is set
- * above it (twice, and at least 64 KiB more) as a hard cap, beyond which
- * evhttp reads and drops the body and answers its own 413 page.
- * max_header_bytes: we count the bytes of each request's line and
- * headers, line ends included, as they arrive; beyond the limit the
- * connection gets a JSON 431 and is closed (after reading and dropping
- * what the client still sends, for at most LINGER_MS, so that it sees the
- * answer rather than a reset). evhttp's own header limit, set a little
- * higher, is a backstop (it would answer 413 in HTML).
+ * JSON 413 that respects the status precedence. Bodies are buffered up to
+ * a hard cap above it (twice, and at least 64 KiB more); conn.c answers a
+ * body beyond the cap from the request's head alone (the same JSON and
+ * precedence, then Connection: close) without reading it. evhttp's own
+ * limit is set higher still, for connections conn.c could not track.
+ * max_header_bytes is counted by conn.c (a JSON 431); evhttp's own
+ * header limit, set a little higher, is a backstop (it would answer 413
+ * in HTML).
  *
- * Connections are tracked from the moment they are accepted: evhttp 2.1
- * reports nothing before a complete request, but it asks us for each new
- * connection's bufferevent (evhttp_set_bevcb). We make it, count the
- * connection, and once evhttp has wrapped it (a priority-0 event, before
- * any I/O can happen on it) find its evhttp_connection through the
- * bufferevent's callback argument and attach a close callback, a timer
- * and a callback on its input buffer. Then:
- *   - max_connections is shared out among the workers; a worker with as
- *     many connections open as its share stops accepting until one
- *     closes, idle ones included. (A failing accept(), e.g. EMFILE, pauses
- *     accepting for ACCEPT_BACKOFF_MS rather than spinning.)
- *   - A connection waiting for a request (just accepted, or its last
- *     response written) is closed after idle_timeout_ms without a byte.
- *   - From its first byte, a request must be read completely (line,
- *     headers, body) within request_timeout_ms, however the bytes trickle
- *     in; else the connection is closed. evhttp's own timeout only
- *     measures inactivity, which one byte a second never triggers.
- *   - A response being written must make progress at least every
- *     request_timeout_ms.
- *   - A long answer blocks the worker (a request is answered
- *     synchronously, and the loop reads and writes nothing meanwhile); that
- *     time is not charged to the other connections: a deadline that falls
- *     due is first moved on by the time the worker spent in answers of at
- *     least BLOCKED_MIN_MS since it was set. Shorter answers do not count:
- *     between them the loop serves every connection, and counting them
- *     would let a steady load of small requests suspend the deadlines (and
- *     shelter slow clients). evhttp's own timeouts would charge it all, so
- *     for tracked connections they are set out of the way
- *     (TRACKED_BACKSTOP_S).
+ * Connection tracking, the header limit and the per-connection deadlines
+ * live in conn.c; worker.h has the structs both files share.
  *
  * Graceful stop: the stop event of each worker has the lowest priority,
  * so the worker first answers every request it has already read; then it
@@ -75,7 +47,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -86,104 +57,8 @@
 #include <event2/thread.h>
 
 #include "conf/conf.h"
-#include "http/http.h"
+#include "http/worker.h"
 #include "util/util.h"
-
-#define PRIO_COUNT 3
-#define PRIO_ADOPT 0 /* above everything: runs before any I/O */
-#define PRIO_STOP 2  /* below the default (PRIO_COUNT / 2) */
-#define LISTEN_BACKLOG 511
-#define ACCEPT_BACKOFF_MS 100
-#define LINGER_MS 1000
-/* evhttp's inactivity timeout on connections our timers look after. */
-#define TRACKED_BACKSTOP_S 86400
-/* Answers at least this long are time the other connections are owed. */
-#define BLOCKED_MIN_MS 50
-
-struct worker;
-
-enum conn_phase {
-	CONN_IDLE = 0,   /* waiting for a request: idle_timeout_ms */
-	CONN_READING,    /* a request has begun: request_timeout_ms in all */
-	CONN_BUSY,       /* request complete, answering and writing: the
-	                  * response must progress every request_timeout_ms */
-	CONN_REJECTED,   /* 431 sent; dropping input until LINGER_MS */
-};
-
-/* One accepted connection (owned by the worker, freed by its close
- * callback). */
-struct conn {
-	struct worker *wk;
-	struct evhttp_connection *evcon;
-	struct bufferevent *bev;
-	struct event *timer;
-	struct evbuffer_cb_entry *input_cb;
-	struct evbuffer_cb_entry *output_cb;
-	enum conn_phase phase;
-	bool began_before_stop;       /* was READING when the stop came */
-	uint64_t busy_mark;           /* wk->blocked_ns when the timer was set */
-	size_t index;                 /* in wk->conns */
-	/* the current request's line and headers, as they arrive */
-	size_t hdr_bytes;             /* up to and including the empty line */
-	size_t hdr_lines;
-	bool hdr_line_nonempty;
-	bool hdr_done;
-};
-
-struct worker {
-	struct ebm_http_worker w;     /* what routes.c sees */
-	struct ebm_http_server *srv;
-	pthread_t thread;
-	bool started;
-	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
-	struct event *stop_ev;
-	struct event *drain_ev;
-	double drain_deadline;
-	size_t pending;               /* responses not yet written */
-	struct conn **conns;          /* tracked connections */
-	size_t n_conns;
-	size_t cap_conns;
-	/* accepted, bufferevent made, not yet adopted (one reference each) */
-	struct bufferevent **fresh;
-	size_t n_fresh;
-	size_t cap_fresh;
-	struct event *adopt_ev;
-	size_t n_open;                /* fresh + tracked */
-	size_t max_conns;             /* this worker's share */
-	bool accepting;               /* the listener is enabled */
-	bool backoff;                 /* accept() failed; retry later */
-	struct event *backoff_ev;
-	bool warned_limit;
-	bool warned_accept;
-	struct timeval idle_tv;       /* idle_timeout_ms */
-	struct timeval request_tv;    /* request_timeout_ms */
-	struct timeval backstop_tv;   /* untracked connections (no memory):
-	                               * the larger of the two, plus 1 s */
-	struct timeval tracked_tv;    /* TRACKED_BACKSTOP_S */
-	uint64_t blocked_ns;          /* time in answers of BLOCKED_MIN_MS or
-	                               * more, in total */
-	struct timeval linger_tv;
-	char *answer_431;             /* the whole HTTP response */
-	size_t answer_431_len;
-};
-
-struct ebm_http_server {
-	struct ebm_http_options opts;
-	char *listen;
-	struct ebm_http_metrics *metrics;
-	int fd;
-	char address[80];
-	size_t n_workers;
-	struct worker *workers;
-	pthread_mutex_t lock;         /* guards `current` */
-	struct ebm_http_catalog *current;
-	atomic_bool stopping;
-	atomic_size_t running;        /* worker threads not yet exited */
-	void (*done)(void *);
-	void *done_user;
-};
 
 /* ======================================================================
  * Listening socket
@@ -327,431 +202,6 @@ void *ebm_http_worker_scratch(struct ebm_http_worker *w,
 	return w->scratch[which].p;
 }
 
-static struct timeval ms_to_tv(unsigned ms)
-{
-	struct timeval tv = {
-		.tv_sec = (time_t)(ms / 1000),
-		.tv_usec = (suseconds_t)(ms % 1000) * 1000,
-	};
-	return tv;
-}
-
-/* Enables the listener exactly when this worker should accept: not
- * draining, under its share of max_connections, not backing off. */
-static void update_accepting(struct worker *wk)
-{
-	if (wk->bound == NULL) {
-		return;
-	}
-	bool want = !wk->w.draining && wk->n_open < wk->max_conns
-			&& !wk->backoff;
-	if (want == wk->accepting) {
-		return;
-	}
-	struct evconnlistener *l = evhttp_bound_socket_get_listener(wk->bound);
-	if (want) {
-		evconnlistener_enable(l);
-	} else {
-		evconnlistener_disable(l);
-		if (wk->n_open >= wk->max_conns) {
-			/* Once at warn level; under sustained load it would
-			 * repeat. */
-			if (!wk->warned_limit) {
-				ebm_log_warn("worker %zu: %zu connections open (its share "
-						"of max_connections), not accepting more until one "
-						"closes", wk->w.index, wk->n_open);
-				wk->warned_limit = true;
-			} else {
-				ebm_log_debug("worker %zu: at its connection limit again",
-						wk->w.index);
-			}
-		}
-	}
-	wk->accepting = want;
-}
-
-static struct conn *find_conn(struct worker *wk,
-		struct evhttp_connection *evcon)
-{
-	for (size_t i = 0; i < wk->n_conns; i++) {
-		if (wk->conns[i]->evcon == evcon) {
-			return wk->conns[i];
-		}
-	}
-	return NULL;
-}
-
-static void arm(struct conn *c, const struct timeval *tv)
-{
-	c->busy_mark = c->wk->blocked_ns;
-	event_add(c->timer, tv);
-}
-
-/* Enters a phase and sets its deadline. */
-static void set_phase(struct conn *c, enum conn_phase phase)
-{
-	struct worker *wk = c->wk;
-	c->phase = phase;
-	switch (phase) {
-	case CONN_IDLE:
-		arm(c, &wk->idle_tv);
-		break;
-	case CONN_READING:
-		c->hdr_bytes = 0;
-		c->hdr_lines = 0;
-		c->hdr_line_nonempty = false;
-		c->hdr_done = false;
-		arm(c, &wk->request_tv);
-		break;
-	case CONN_BUSY:
-		/* Armed once the answer is queued (on_request). */
-		event_del(c->timer);
-		break;
-	case CONN_REJECTED:
-		arm(c, &wk->linger_tv);
-		break;
-	}
-}
-
-/* Bytes of a response left for the client: it is still reading. */
-static void on_output(struct evbuffer *buf,
-		const struct evbuffer_cb_info *info, void *arg)
-{
-	(void)buf;
-	struct conn *c = arg;
-	if (info->n_deleted > 0 && c->phase == CONN_BUSY) {
-		arm(c, &c->wk->request_tv);
-	}
-}
-
-/*
- * Follows the request line and headers through n bytes: a line ends with
- * LF (a CR before it does not count as content), and the first empty line
- * after the request line ends the headers. Returns the bytes that belong
- * to them.
- */
-static size_t scan_header_bytes(struct conn *c, const unsigned char *p,
-		size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		c->hdr_bytes++;
-		if (p[i] == '\n') {
-			if (c->hdr_lines > 0 && !c->hdr_line_nonempty) {
-				c->hdr_done = true;
-				return i + 1;
-			}
-			c->hdr_lines++;
-			c->hdr_line_nonempty = false;
-		} else if (p[i] != '\r') {
-			c->hdr_line_nonempty = true;
-		}
-	}
-	return n;
-}
-
-/* Scans buf from offset `from` on; true when the request's line and
- * headers are over max_header_bytes. */
-static bool headers_too_large(struct conn *c, struct evbuffer *buf,
-		size_t from)
-{
-	size_t len = evbuffer_get_length(buf);
-	size_t off = from;
-	while (!c->hdr_done && off < len
-			&& c->hdr_bytes <= c->wk->srv->opts.max_header_bytes) {
-		struct evbuffer_ptr pos;
-		struct evbuffer_iovec vec[8];
-		if (evbuffer_ptr_set(buf, &pos, off, EVBUFFER_PTR_SET) != 0) {
-			break;
-		}
-		int n = evbuffer_peek(buf, (ev_ssize_t)(len - off), &pos, vec, 8);
-		if (n <= 0) {
-			break;
-		}
-		for (int i = 0; i < n && i < 8 && !c->hdr_done && off < len; i++) {
-			size_t m = vec[i].iov_len < len - off ? vec[i].iov_len
-					: len - off;
-			off += scan_header_bytes(c, vec[i].iov_base, m);
-		}
-	}
-	return c->hdr_bytes > c->wk->srv->opts.max_header_bytes;
-}
-
-/* Headers over the limit: answer 431 straight on the socket (evhttp has
- * no request to answer yet), end our side, and drop whatever else comes
- * until the client closes or LINGER_MS pass. */
-static void reject_headers(struct conn *c, struct evbuffer *buf)
-{
-	struct worker *wk = c->wk;
-	ebm_http_metrics_drop(wk->w.metrics, wk->w.index,
-			EBM_HTTP_DROP_HEADERS_TOO_LARGE);
-	ebm_log_debug("worker %zu: request line and headers over "
-			"max_header_bytes: 431, closing", wk->w.index);
-	set_phase(c, CONN_REJECTED);
-	/* evhttp must not parse any of it. */
-	evbuffer_drain(buf, evbuffer_get_length(buf));
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	if (fd >= 0) {
-		/* Small, and nothing else is queued: it fits the socket
-		 * buffer; if not, the client gets the close alone. */
-		ssize_t w = send(fd, wk->answer_431, wk->answer_431_len,
-				MSG_NOSIGNAL | MSG_DONTWAIT);
-		(void)w;
-		shutdown(fd, SHUT_WR);
-	}
-}
-
-/* Bytes arrived on a connection (called by the input buffer as they are
- * added, before evhttp parses them): the first byte of a request starts
- * its deadline, and its line and headers are measured. */
-static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-		void *arg)
-{
-	struct conn *c = arg;
-	if (info->n_added == 0) {
-		return;
-	}
-	if (c->phase == CONN_REJECTED) {
-		evbuffer_drain(buf, evbuffer_get_length(buf));
-		return;
-	}
-	if (c->phase == CONN_IDLE) {
-		set_phase(c, CONN_READING);
-	}
-	if (c->phase == CONN_READING) {
-		size_t len = evbuffer_get_length(buf);
-		size_t from = len > info->n_added ? len - info->n_added : 0;
-		if (headers_too_large(c, buf, from)) {
-			reject_headers(c, buf);
-		}
-	}
-}
-
-/* Enters READING with what is already buffered (pipelined bytes). */
-static void start_reading_buffered(struct conn *c)
-{
-	struct evbuffer *buf = bufferevent_get_input(c->bev);
-	if (evbuffer_get_length(buf) == 0) {
-		set_phase(c, CONN_IDLE);
-		return;
-	}
-	set_phase(c, CONN_READING);
-	if (headers_too_large(c, buf, 0)) {
-		reject_headers(c, buf);
-	}
-}
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct conn *c = arg;
-	struct worker *wk = c->wk;
-	uint64_t owed = wk->blocked_ns - c->busy_mark;
-	if (owed >= 1000000 && c->phase != CONN_REJECTED) {
-		/* The worker was blocked in long answers meanwhile: that time
-		 * is not the client's. */
-		struct timeval tv = {
-			.tv_sec = (time_t)(owed / 1000000000u),
-			.tv_usec = (suseconds_t)(owed % 1000000000u / 1000u),
-		};
-		c->busy_mark = wk->blocked_ns;
-		event_add(c->timer, &tv);
-		return;
-	}
-	static const struct {
-		enum ebm_http_drop why;
-		const char *what;
-	} reasons[] = {
-		[CONN_IDLE] = { EBM_HTTP_DROP_IDLE_TIMEOUT,
-			"no request within idle_timeout_ms" },
-		[CONN_READING] = { EBM_HTTP_DROP_REQUEST_TIMEOUT,
-			"request not complete within request_timeout_ms" },
-		[CONN_BUSY] = { EBM_HTTP_DROP_WRITE_TIMEOUT,
-			"response not read for request_timeout_ms" },
-	};
-	if (c->phase != CONN_REJECTED) {
-		ebm_http_metrics_drop(wk->w.metrics, wk->w.index,
-				reasons[c->phase].why);
-		ebm_log_debug("worker %zu: closing a connection: %s", wk->w.index,
-				reasons[c->phase].what);
-	}
-	/* Calls on_conn_close, which frees c. */
-	evhttp_connection_free(c->evcon);
-}
-
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
-{
-	(void)evcon;
-	struct conn *c = arg;
-	struct worker *wk = c->wk;
-	if (c->phase == CONN_BUSY && wk->pending > 0) {
-		wk->pending--;  /* its response will never be written */
-	}
-	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->input_cb);
-	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->output_cb);
-	event_free(c->timer);
-	struct conn *last = wk->conns[--wk->n_conns];
-	wk->conns[c->index] = last;
-	last->index = c->index;
-	free(c);
-	wk->n_open--;
-	ebm_http_metrics_connection(wk->w.metrics, wk->w.index, -1);
-	update_accepting(wk);
-}
-
-/* evhttp asks for the bufferevent of a connection it has just accepted. */
-static struct bufferevent *make_bev(struct event_base *base, void *arg)
-{
-	struct worker *wk = arg;
-	/* As evhttp makes its own: it closes the socket itself. */
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
-	if (bev == NULL) {
-		return NULL;  /* evhttp tries again itself; then untracked */
-	}
-	/* Keeps bev valid until adopted, even if evhttp gives up on the
-	 * connection at once. */
-	bufferevent_incref(bev);
-	if (wk->n_fresh == wk->cap_fresh) {
-		wk->cap_fresh = wk->cap_fresh > 0 ? 2 * wk->cap_fresh : 16;
-		wk->fresh = ebm_xrealloc(wk->fresh,
-				wk->cap_fresh * sizeof(*wk->fresh));
-	}
-	wk->fresh[wk->n_fresh++] = bev;
-	wk->n_open++;
-	ebm_http_metrics_connection(wk->w.metrics, wk->w.index, +1);
-	event_active(wk->adopt_ev, 0, 0);
-	/* At the limit: the listener's accept loop stops after this one. */
-	update_accepting(wk);
-	return bev;
-}
-
-/* Attaches a struct conn to each connection accepted since the last call. */
-/*
- * Answers go out as soon as they are written: with Nagle's algorithm the
- * last segment of a multi-segment answer waits for the client's ACK of
- * the previous ones, which a client delays by up to 40 ms (measured:
- * 256-row answers took a 48 ms median, ebmd idle 60% of the time).
- */
-static void set_nodelay(evutil_socket_t fd)
-{
-	int one = 1;
-	if (fd >= 0) {
-		/* Fails only on a socket that is not TCP (nothing to do). */
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-}
-
-static void on_adopt(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct worker *wk = arg;
-	for (size_t i = 0; i < wk->n_fresh; i++) {
-		struct bufferevent *bev = wk->fresh[i];
-		bufferevent_data_cb readcb = NULL;
-		void *cbarg = NULL;
-		bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
-		/* evhttp's callbacks get the evhttp_connection as their
-		 * argument; NULL callbacks: evhttp has already freed it. */
-		struct evhttp_connection *evcon = cbarg;
-		struct conn *c = NULL;
-		if (readcb != NULL && evcon != NULL
-				&& evhttp_connection_get_bufferevent(evcon) == bev) {
-			c = calloc(1, sizeof(*c));
-			set_nodelay(bufferevent_getfd(bev));
-		}
-		if (c != NULL) {
-			c->timer = evtimer_new(wk->base, on_deadline, c);
-			c->input_cb = evbuffer_add_cb(bufferevent_get_input(bev),
-					on_input, c);
-			c->output_cb = evbuffer_add_cb(bufferevent_get_output(bev),
-					on_output, c);
-			if (c->timer == NULL || c->input_cb == NULL
-					|| c->output_cb == NULL) {
-				if (c->timer != NULL) {
-					event_free(c->timer);
-				}
-				if (c->input_cb != NULL) {
-					evbuffer_remove_cb_entry(bufferevent_get_input(bev),
-							c->input_cb);
-				}
-				if (c->output_cb != NULL) {
-					evbuffer_remove_cb_entry(bufferevent_get_output(bev),
-							c->output_cb);
-				}
-				free(c);
-				c = NULL;
-			}
-		}
-		if (c == NULL) {
-			/* Not tracked (out of memory, or already gone): it no
-			 * longer counts. */
-			wk->n_open--;
-			ebm_http_metrics_connection(wk->w.metrics, wk->w.index, -1);
-		} else {
-			c->wk = wk;
-			c->evcon = evcon;
-			c->bev = bev;
-			if (wk->n_conns == wk->cap_conns) {
-				wk->cap_conns = wk->cap_conns > 0 ? 2 * wk->cap_conns : 64;
-				wk->conns = ebm_xrealloc(wk->conns,
-						wk->cap_conns * sizeof(*wk->conns));
-			}
-			c->index = wk->n_conns;
-			wk->conns[wk->n_conns++] = c;
-			evhttp_connection_set_closecb(evcon, on_conn_close, c);
-			evhttp_connection_set_timeout_tv(evcon, &wk->tracked_tv);
-			c->phase = CONN_IDLE;
-			start_reading_buffered(c);
-		}
-		bufferevent_decref(bev);
-	}
-	wk->n_fresh = 0;
-	update_accepting(wk);
-}
-
-static void on_backoff_end(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct worker *wk = arg;
-	wk->backoff = false;
-	update_accepting(wk);
-}
-
-/* The worker whose loop runs on this thread (listener callbacks get
- * evhttp's argument, not ours). */
-static _Thread_local struct worker *this_worker;
-
-/* accept() failed with something else than EAGAIN (EMFILE, ENFILE,
- * ENOBUFS, ENOMEM): left enabled, the listening socket would wake the
- * loop again at once, forever. */
-static void on_accept_error(struct evconnlistener *l, void *arg)
-{
-	(void)l;
-	(void)arg;  /* the evhttp */
-	struct worker *wk = this_worker;
-	if (wk == NULL) {
-		return;
-	}
-	int e = EVUTIL_SOCKET_ERROR();
-	if (!wk->warned_accept) {
-		ebm_log_warn("worker %zu: cannot accept a connection: %s (%zu open); "
-				"pausing accepts for %d ms", wk->w.index, strerror(e),
-				wk->n_open, ACCEPT_BACKOFF_MS);
-		wk->warned_accept = true;
-	} else {
-		ebm_log_debug("worker %zu: cannot accept a connection: %s",
-				wk->w.index, strerror(e));
-	}
-	wk->backoff = true;
-	update_accepting(wk);
-	struct timeval tv = ms_to_tv(ACCEPT_BACKOFF_MS);
-	if (event_add(wk->backoff_ev, &tv) != 0) {
-		wk->backoff = false;
-		update_accepting(wk);
-	}
-}
 
 static void on_complete(struct evhttp_request *req, void *arg)
 {
@@ -759,10 +209,10 @@ static void on_complete(struct evhttp_request *req, void *arg)
 	if (wk->pending > 0) {
 		wk->pending--;
 	}
-	struct conn *c = find_conn(wk, evhttp_request_get_connection(req));
+	struct conn *c = conn_find(wk, evhttp_request_get_connection(req));
 	if (c != NULL && c->phase == CONN_BUSY) {
 		/* Bytes of the next request may be buffered already. */
-		start_reading_buffered(c);
+		conn_start_reading(c);
 	}
 }
 
@@ -770,9 +220,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct worker *wk = arg;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct conn *c = find_conn(wk, evcon);
+	struct conn *c = conn_find(wk, evcon);
 	if (c != NULL) {
-		set_phase(c, CONN_BUSY);
+		conn_set_phase(c, CONN_BUSY);
 	}
 	wk->pending++;
 	evhttp_request_set_on_complete_cb(req, on_complete, wk);
@@ -792,9 +242,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	/* The answer is queued; now it must be read. (Looked up again: the
 	 * connection is not freed during the route, but cheap to be sure.) */
-	c = find_conn(wk, evcon);
+	c = conn_find(wk, evcon);
 	if (c != NULL && c->phase == CONN_BUSY) {
-		arm(c, &wk->request_tv);
+		conn_arm(c, &wk->request_tv);
 	}
 }
 
@@ -864,7 +314,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *wk = arg;
 	struct ebm_http_server *s = wk->srv;
-	this_worker = wk;
+	conn_this_worker = wk;
 	event_base_dispatch(wk->base);
 	ebm_log_debug("worker %zu: stopped", wk->w.index);
 	if (atomic_fetch_sub(&s->running, 1) == 1 && s->done != NULL) {
@@ -900,7 +350,12 @@ static enum ebm_status worker_init(struct ebm_http_server *s,
 	}
 	uint64_t cap = o->max_body_bytes;
 	uint64_t extra = o->max_body_bytes > 65536 ? o->max_body_bytes : 65536;
-	cap = cap + extra < cap ? UINT64_MAX : cap + extra;
+	cap = cap + extra < cap ? UINT64_MAX / 2 : cap + extra;
+	wk->body_cap = cap;
+	ebm_http_buf_init(&wk->answer);
+	/* Behind conn.c's cap, for connections it could not track (out of
+	 * memory): there evhttp answers its own HTML 413. */
+	cap = cap + 65536 < cap ? UINT64_MAX : cap + 65536;
 	evhttp_set_max_body_size(wk->http, (ev_ssize_t)(cap > INT64_MAX
 			? INT64_MAX : cap));
 	/* Ours counts line ends too, so it trips first (see the top). */
@@ -925,9 +380,9 @@ static enum ebm_status worker_init(struct ebm_http_server *s,
 			? o->idle_timeout_ms : o->request_timeout_ms) + 1000);
 	wk->tracked_tv = (struct timeval){ .tv_sec = TRACKED_BACKSTOP_S };
 	evhttp_set_timeout_tv(wk->http, &wk->backstop_tv);
-	evhttp_set_bevcb(wk->http, make_bev, wk);
-	wk->adopt_ev = event_new(wk->base, -1, 0, on_adopt, wk);
-	wk->backoff_ev = evtimer_new(wk->base, on_backoff_end, wk);
+	evhttp_set_bevcb(wk->http, conn_make_bev, wk);
+	wk->adopt_ev = event_new(wk->base, -1, 0, conn_on_adopt, wk);
+	wk->backoff_ev = evtimer_new(wk->base, conn_on_backoff_end, wk);
 	if (wk->adopt_ev == NULL || wk->backoff_ev == NULL
 			|| event_priority_set(wk->adopt_ev, PRIO_ADOPT) != 0) {
 		return ebm_error_set(err, EBM_STATUS_NOMEM,
@@ -956,7 +411,7 @@ static enum ebm_status worker_init(struct ebm_http_server *s,
 		return ebm_error_set(err, EBM_STATUS_NOMEM,
 				"cannot attach the listener to evhttp");
 	}
-	evconnlistener_set_error_cb(l, on_accept_error);
+	evconnlistener_set_error_cb(l, conn_on_accept_error);
 	wk->accepting = true;
 	wk->stop_ev = event_new(wk->base, -1, 0, on_stop, wk);
 	if (wk->stop_ev == NULL || event_priority_set(wk->stop_ev, PRIO_STOP)
@@ -984,6 +439,7 @@ static void worker_finish(struct worker *wk)
 	}
 	free(wk->fresh);
 	free(wk->answer_431);
+	ebm_http_buf_finish(&wk->answer);
 	if (wk->adopt_ev != NULL) {
 		event_free(wk->adopt_ev);
 	}

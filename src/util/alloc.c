@@ -1,8 +1,10 @@
 /*
  * alloc.c — checked allocation for small internal objects (abort on
  * exhaustion, like redis zmalloc) and overflow-checked size arithmetic for
- * everything sized by input.
+ * everything sized by input; the one wipe of secrets.
  */
+/* explicit_bzero (glibc >= 2.25, the BSDs) is outside POSIX. */
+#define _DEFAULT_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,4 +78,19 @@ void *ebm_alloc_array(size_t n, size_t size)
 		return NULL;
 	}
 	return malloc(total ? total : 1);
+}
+
+void ebm_secret_wipe(void *p, size_t n)
+{
+	if (p != NULL && n > 0) {
+		explicit_bzero(p, n);
+	}
+}
+
+void ebm_secret_free(char *s)
+{
+	if (s != NULL) {
+		ebm_secret_wipe(s, strlen(s));
+		free(s);
+	}
 }

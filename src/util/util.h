@@ -16,6 +16,9 @@
 /* ---- logging ------------------------------------------------------------ */
 
 bool ebm_log_enabled(enum ebm_log_level level);
+/* Changes the level of the installed hook; safe while other threads log
+ * (ebmd's SIGHUP). */
+void ebm_log_set_level(enum ebm_log_level max_level);
 void ebm_log_write(enum ebm_log_level level, const char *file, int line,
 		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -122,6 +125,15 @@ bool ebm_shortest_force_ref(bool on);
  */
 enum ebm_status ebm_write_file_atomic(const char *path, const void *data,
 		size_t size, struct ebm_error *err);
+
+/*
+ * Secrets (the bearer token and the buffers it passed through): zeroes n
+ * bytes with explicit_bzero, which the compiler may not drop as a dead
+ * store before free() the way it drops memset.
+ */
+void ebm_secret_wipe(void *p, size_t n);
+/* Wipes the string s (up to its NUL) and frees it; NULL is a no-op. */
+void ebm_secret_free(char *s);
 
 /* ---- random numbers ----------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /*
- * info.c — the info object of a served entry (GET /v1/models/{name}):
+ * model-info.c — the info object of a served entry (GET /v1/models/{name}):
  * a model file's comes from src/info/ (the same as `ebmd-train inspect`
  * prints, with the alpha in force and the daemon's load time), a
  * composition's is built here.

@@ -1,5 +1,5 @@
 /*
- * metrics.c — the counters behind GET /metrics and their Prometheus text
+ * prom.c — the counters behind GET /metrics and their Prometheus text
  * exposition (format 0.0.4).
  *
  * Request counters and the latency histogram live in one slot per worker
