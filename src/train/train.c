@@ -73,6 +73,8 @@ struct trainer {
 	size_t *slots;             /* CD buffer slot permutation */
 	size_t slot_pos;
 	struct ebm_rng slot_rng;
+	size_t *cd_used;           /* batch: the slot each chain of the step used */
+	const struct ebm_train_probe *probe;
 	/* the current job */
 	float *params;             /* member being trained */
 	float *grad;               /* reduced gradient (JOB_REDUCE) */
@@ -181,9 +183,11 @@ static bool job_cd(struct worker *w)
 	ebm_rng_init(&rng, mix_seed(o->seed, tr->member, tr->step, w->id));
 	gather(tr, first, count, w->z);
 	/* Chains: from the replay buffer, or (cd_reinit of them) from noise
-	 * spread over the clamp box. Slots were picked by the main thread. */
+	 * spread over the clamp box. Slots were picked by the main thread,
+	 * distinct within the batch, so no two workers write one slot. */
+	const size_t *slots = tr->cd_used + first;
 	for (size_t i = 0; i < count; i++) {
-		size_t slot = tr->slots[(tr->slot_pos + first + i) % o->cd_buffer];
+		size_t slot = slots[i];
 		float *zs = w->zs + i * d;
 		if (ebm_rng_uniform(&rng) < o->cd_reinit) {
 			for (size_t j = 0; j < d; j++) {
@@ -210,8 +214,7 @@ static bool job_cd(struct worker *w)
 		return false;
 	}
 	for (size_t i = 0; i < count; i++) {
-		size_t slot = tr->slots[(tr->slot_pos + first + i) % o->cd_buffer];
-		memcpy(tr->buffer + slot * d, w->zs + i * d, d * sizeof(float));
+		memcpy(tr->buffer + slots[i] * d, w->zs + i * d, d * sizeof(float));
 	}
 	/* loss = mean m(samples) - mean m(data) + reg (mean m_d^2 + mean m_s^2):
 	 * row weights df = d loss / d m. */
@@ -653,6 +656,21 @@ struct fit_state {
 	uint64_t rows_total;   /* planned, for the ETA */
 };
 
+/*
+ * The replay-buffer slots of the next CD batch: the next batch_len entries
+ * of the member's slot permutation, cyclically, so that every slot is used
+ * once per pass through the buffer. cd_buffer >= batch (validated) keeps
+ * them distinct.
+ */
+static void pick_slots(struct trainer *tr)
+{
+	size_t n = tr->o->cd_buffer;
+	for (size_t i = 0; i < tr->batch_len; i++) {
+		tr->cd_used[i] = tr->slots[(tr->slot_pos + i) % n];
+	}
+	tr->slot_pos = (tr->slot_pos + tr->batch_len) % n;
+}
+
 static float lr_at(const struct ebm_train_options *o, uint64_t step,
 		uint64_t total)
 {
@@ -714,11 +732,16 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 			tr->batch_len = tr->n_train - b < o->batch ? tr->n_train - b
 					: o->batch;
 			tr->step = step;
-			if (tr->job == JOB_CD) {
-				tr->slot_pos = (tr->slot_pos + o->batch) % o->cd_buffer;
+			if (grad_job == JOB_CD) {
+				pick_slots(tr);
 			}
 			tr->job = grad_job;
 			dispatch(tr);
+			if (grad_job == JOB_CD && tr->probe != NULL &&
+					tr->probe->cd_step != NULL) {
+				tr->probe->cd_step(tr->probe->user, k, step, tr->cd_used,
+						tr->batch_len);
+			}
 			double loss = 0.0;
 			for (unsigned t = 0; t < tr->n_workers; t++) {
 				struct worker *w = &tr->workers[t];
@@ -948,6 +971,16 @@ enum ebm_status ebm_train_fit(const struct ebm_train_options *opt,
 		const char *const *feature_names, ebm_train_progress_fn progress,
 		void *user, struct ebm_model **out, struct ebm_error *err)
 {
+	return ebm_train_fit_probed(opt, x, n_rows, d, feature_names, progress,
+			user, NULL, out, err);
+}
+
+enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
+		const float *x, size_t n_rows, size_t d,
+		const char *const *feature_names, ebm_train_progress_fn progress,
+		void *user, const struct ebm_train_probe *probe,
+		struct ebm_model **out, struct ebm_error *err)
+{
 	*out = NULL;
 	enum ebm_status st = check_input(x, n_rows, d, opt, err);
 	if (st != EBM_STATUS_OK) {
@@ -959,6 +992,7 @@ enum ebm_status ebm_train_fit(const struct ebm_train_options *opt,
 	memset(&tr, 0, sizeof(tr));
 	tr.o = o;
 	tr.d = d;
+	tr.probe = probe;
 	float *z = NULL;
 	size_t *idx = ebm_alloc_array(n_rows, sizeof(size_t));
 	/* Split: reference set, validation set, training rows (shuffled). */
@@ -1011,8 +1045,9 @@ enum ebm_status ebm_train_fit(const struct ebm_train_options *opt,
 	tr.sigmas = ebm_alloc_array(o->n_sigmas, sizeof(float));
 	tr.lo = ebm_alloc_array(d, sizeof(float));
 	tr.hi = ebm_alloc_array(d, sizeof(float));
+	tr.cd_used = ebm_alloc_array(o->batch, sizeof(size_t));
 	if (z == NULL || tr.order == NULL || tr.sigmas == NULL || tr.lo == NULL ||
-			tr.hi == NULL || !workers_init(&tr)) {
+			tr.hi == NULL || tr.cd_used == NULL || !workers_init(&tr)) {
 		st = ebm_error_set(err, EBM_STATUS_NOMEM,
 				"out of memory for training buffers");
 		goto out;
@@ -1092,5 +1127,6 @@ out:
 	free(tr.hi);
 	free(tr.buffer);
 	free(tr.slots);
+	free(tr.cd_used);
 	return st;
 }

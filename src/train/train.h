@@ -43,6 +43,25 @@ double ebm_sumsq(const float *g, size_t begin, size_t end);
 void ebm_ema_update(float *ema, const float *p, size_t begin, size_t end,
 		float decay, float power, uint64_t t);
 
+/*
+ * What the trainer did, for tests: ebm_train_fit_probed() is
+ * ebm_train_fit() with these callbacks (any may be NULL), called on the
+ * calling thread.
+ */
+struct ebm_train_probe {
+	/* After every CD step: the replay-buffer slot each of the n chains of
+	 * the batch started from and was written back to, in batch order. */
+	void (*cd_step)(void *user, uint32_t member, uint64_t step,
+			const size_t *slots, size_t n);
+	void *user;
+};
+
+enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
+		const float *x, size_t n_rows, size_t d,
+		const char *const *feature_names, ebm_train_progress_fn progress,
+		void *user, const struct ebm_train_probe *probe,
+		struct ebm_model **out, struct ebm_error *err);
+
 /* In-place inverse of a symmetric positive-definite d x d matrix (double,
  * Cholesky). False if it is not positive definite. */
 bool ebm_spd_inverse(double *a, size_t d);
