@@ -218,6 +218,120 @@ START_TEST(cd_ignores_patience)
 }
 END_TEST
 
+/* Replay-buffer use, recorded step by step through the trainer's probe. */
+struct coverage {
+	size_t n_buffer;
+	unsigned *visits;     /* per slot, over the whole run */
+	uint64_t *last_step;  /* per slot: the step that last used it, + 1 */
+	size_t steps, chains;
+	bool bad_slot, shared_in_step;
+};
+
+static void on_cd_step(void *user, uint32_t member, uint64_t step,
+		const size_t *slots, size_t n)
+{
+	struct coverage *c = user;
+	(void)member;
+	c->steps++;
+	c->chains += n;
+	for (size_t i = 0; i < n; i++) {
+		if (slots[i] >= c->n_buffer) {
+			c->bad_slot = true;
+			continue;
+		}
+		/* Two chains of one step in one slot: two workers would write it
+		 * at once. */
+		c->shared_in_step |= c->last_step[slots[i]] == step + 1;
+		c->last_step[slots[i]] = step + 1;
+		c->visits[slots[i]]++;
+	}
+}
+
+/*
+ * Persistent CD cycles through the whole replay buffer: after one epoch of
+ * 1,000 rows (800 trained on, 13 batches of 64) every one of 300 slots has
+ * been used, each two or three times, and never twice in one step. A
+ * buffer size that is not a multiple of the batch and two workers make
+ * the wrap-around and the split of a batch over workers count.
+ */
+START_TEST(cd_replay_buffer_every_slot)
+{
+	size_t n = 1000;
+	float *x = bimodal(n, 8);
+	struct ebm_train_options o;
+	small_options(&o);
+	o.objective = EBM_OBJECTIVE_CD;
+	o.epochs = 1;
+	o.cd_steps = 2;
+	o.cd_buffer = 300;
+	o.n_threads = 2;
+	struct coverage c = {
+		.n_buffer = o.cd_buffer,
+		.visits = calloc(o.cd_buffer, sizeof(unsigned)),
+		.last_step = calloc(o.cd_buffer, sizeof(uint64_t)),
+	};
+	struct ebm_train_probe probe = {.cd_step = on_cd_step, .user = &c};
+	struct ebm_model *m = NULL;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_fit_probed(&o, x, n, 2, NULL, NULL, NULL,
+			&probe, &m, &err), EBM_STATUS_OK);
+	ck_assert_uint_eq(c.steps, 13);
+	ck_assert_uint_eq(c.chains, 800);
+	ck_assert(!c.bad_slot);
+	ck_assert(!c.shared_in_step);
+	unsigned lo = UINT32_MAX, hi = 0;
+	size_t unused = 0;
+	for (size_t i = 0; i < o.cd_buffer; i++) {
+		lo = c.visits[i] < lo ? c.visits[i] : lo;
+		hi = c.visits[i] > hi ? c.visits[i] : hi;
+		unused += c.visits[i] == 0;
+	}
+	ck_assert_msg(unused == 0, "%zu of %u replay-buffer slots never used",
+			unused, o.cd_buffer);
+	ck_assert_msg(lo == 2 && hi == 3, "slot use between %u and %u times",
+			lo, hi);
+	ebm_model_destroy(m);
+	free(c.visits);
+	free(c.last_step);
+	free(x);
+}
+END_TEST
+
+/*
+ * Every chain of a CD batch needs a slot of its own: a buffer smaller than
+ * the batch is refused with both values named (dsm never uses it).
+ */
+START_TEST(cd_buffer_smaller_than_batch)
+{
+	struct ebm_train_options o;
+	ebm_train_options_init(&o);
+	o.objective = EBM_OBJECTIVE_CD;
+	o.batch = 256;
+	o.cd_buffer = 100;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_options_validate(&o, &err),
+			EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert_str_eq(err.message, "cd-buffer (100) must be at least batch "
+			"(256): every chain of a batch needs its own slot");
+	o.cd_buffer = 256;
+	ck_assert_int_eq(ebm_train_options_validate(&o, &err), EBM_STATUS_OK);
+	o.objective = EBM_OBJECTIVE_DSM;
+	o.cd_buffer = 100;
+	ck_assert_int_eq(ebm_train_options_validate(&o, &err), EBM_STATUS_OK);
+	/* And through the trainer: nothing is trained. */
+	float *x = bimodal(400, 4);
+	small_options(&o);
+	o.objective = EBM_OBJECTIVE_CD;
+	o.cd_buffer = 10;
+	struct ebm_model *m = NULL;
+	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, NULL, NULL, &m, &err),
+			EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert_ptr_null(m);
+	ck_assert(strstr(err.message, "cd-buffer (10)") != NULL);
+	free(x);
+}
+END_TEST
+
 START_TEST(rejects_bad_input)
 {
 	float *x = bimodal(400, 4);
@@ -363,6 +477,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, same_seed_same_bytes);
 	tcase_add_test(tc, progress_and_cancel);
 	tcase_add_test(tc, cd_ignores_patience);
+	tcase_add_test(tc, cd_replay_buffer_every_slot);
+	tcase_add_test(tc, cd_buffer_smaller_than_batch);
 	tcase_add_test(tc, rejects_bad_input);
 	tcase_add_test(tc, constant_feature);
 	tcase_add_test(tc, robust_scale);

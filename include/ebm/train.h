@@ -66,7 +66,7 @@ struct ebm_train_options {
 	float cd_step_size;       /* eps in x' = x + eps * grad f + noise */
 	float cd_noise;           /* standard deviation of the Langevin noise */
 	float cd_reinit;          /* fraction of chains restarted from noise */
-	uint32_t cd_buffer;       /* replay buffer rows */
+	uint32_t cd_buffer;       /* replay buffer rows, >= batch for cd */
 	float cd_energy_reg;      /* weight of f^2 penalty */
 	uint64_t seed;
 	uint32_t n_threads;       /* worker threads, >= 1 */

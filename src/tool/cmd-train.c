@@ -125,7 +125,7 @@ static const struct flag flags[] = {
 	F("--cd-step-size", cd_step_size, POSITIVE, "cd: Langevin step size"),
 	F("--cd-noise", cd_noise, NONNEGATIVE,
 		"cd: standard deviation of the Langevin noise"),
-	U("--cd-buffer", cd_buffer, 1, UINT32_MAX, "cd: replay buffer rows"),
+	U("--cd-buffer", cd_buffer, 1, UINT32_MAX, "cd: replay buffer rows (>= --batch)"),
 	F("--cd-reinit", cd_reinit, UNIT,
 		"cd: share of chains restarted from noise"),
 	F("--cd-energy-reg", cd_energy_reg, NONNEGATIVE,

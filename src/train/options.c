@@ -161,6 +161,9 @@ enum ebm_status ebm_train_options_validate(const struct ebm_train_options *o,
 			"cd-reinit must be in [0, 1], got %g", (double)o->cd_reinit);
 	CHECK(o->cd_buffer >= 1 && o->cd_buffer <= 10000000,
 			"cd-buffer must be 1..10000000, got %u", o->cd_buffer);
+	CHECK(o->objective != EBM_OBJECTIVE_CD || o->cd_buffer >= o->batch,
+			"cd-buffer (%u) must be at least batch (%u): every chain of a "
+			"batch needs its own slot", o->cd_buffer, o->batch);
 	CHECK(isfinite(o->cd_energy_reg) && o->cd_energy_reg >= 0.0f,
 			"cd-energy-reg must be >= 0, got %g", (double)o->cd_energy_reg);
 	CHECK(o->n_threads >= 1 && o->n_threads <= 256,

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "core/core.h"
@@ -43,8 +44,134 @@ double ebm_sumsq(const float *g, size_t begin, size_t end);
 void ebm_ema_update(float *ema, const float *p, size_t begin, size_t end,
 		float decay, float power, uint64_t t);
 
+/*
+ * What the trainer did, for tests: ebm_train_fit_probed() is
+ * ebm_train_fit() with these callbacks (any may be NULL), called on the
+ * calling thread.
+ */
+struct ebm_train_probe {
+	/* After every CD step: the replay-buffer slot each of the n chains of
+	 * the batch started from and was written back to, in batch order. */
+	void (*cd_step)(void *user, uint32_t member, uint64_t step,
+			const size_t *slots, size_t n);
+	void *user;
+};
+
+enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
+		const float *x, size_t n_rows, size_t d,
+		const char *const *feature_names, ebm_train_progress_fn progress,
+		void *user, const struct ebm_train_probe *probe,
+		struct ebm_model **out, struct ebm_error *err);
+
 /* In-place inverse of a symmetric positive-definite d x d matrix (double,
  * Cholesky). False if it is not positive definite. */
 bool ebm_spd_inverse(double *a, size_t d);
+
+/* ---- the trainer (train.c, step.c, pool.c) ------------------------------------ */
+
+/* Per-coordinate drift clip and clamp margin (standardized units) of the
+ * CD chains. */
+#define CD_GRAD_CLIP 5.0f
+#define CD_MARGIN 1.0f
+
+enum job {
+	JOB_NONE,
+	JOB_DSM,       /* gradients of one DSM batch, per worker */
+	JOB_CD,        /* gradients of one CD batch, per worker */
+	JOB_REDUCE,    /* sum worker gradients over a parameter slice */
+	JOB_UPDATE,    /* Adam and weight averaging over a parameter slice */
+	JOB_QUIT,
+};
+
+struct trainer;
+
+struct worker {
+	struct trainer *tr;
+	unsigned id;
+	pthread_t thread;
+	bool started;
+	struct ebm_work work;
+	float *grad;      /* n_params */
+	float *z;         /* shard x d: data rows */
+	float *eps;       /* shard x d: DSM noise */
+	float *sigma;     /* shard */
+	float *zs;        /* shard x d: CD samples */
+	float *m;         /* 2 x shard: CD outputs */
+	float *df;        /* 2 x shard: CD row weights */
+	float *chain;     /* chain scratch */
+	double loss;
+	double sumsq;     /* JOB_REDUCE: squared norm of its slice */
+	bool ok;
+};
+
+struct trainer {
+	const struct ebm_train_options *o;
+	struct ebm_net net;        /* shape, standardization, base; params of
+	                            * all members as they are finished */
+	size_t d, n_params;
+	const float *ztrain;       /* standardized training rows */
+	size_t n_train;
+	size_t *order;             /* shuffled row order of this epoch */
+	float *sigmas;             /* the noise ladder */
+	float *lo, *hi;            /* CD clamp box */
+	float *buffer;             /* CD replay buffer, cd_buffer x d */
+	size_t *slots;             /* CD buffer slot permutation */
+	size_t slot_pos;
+	struct ebm_rng slot_rng;
+	size_t *cd_used;           /* batch: the slot each chain of the step used */
+	const struct ebm_train_probe *probe;
+	/* the current job */
+	float *params;             /* member being trained */
+	float *grad;               /* reduced gradient (JOB_REDUCE) */
+	float *ema;                /* averaged weights, NULL when off */
+	struct ebm_adam adam;
+	struct ebm_adam_step astep;
+	uint32_t member;
+	uint64_t step;
+	size_t batch_start, batch_len;
+	enum job job;
+	/* pool */
+	unsigned n_workers;
+	struct worker *workers;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_start, cv_done;
+	uint64_t generation;
+	unsigned pending;
+};
+
+static inline uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t h = seed ^ 0x243f6a8885a308d3ull;
+	uint64_t parts[3] = {a, b, c};
+	for (int i = 0; i < 3; i++) {
+		h ^= parts[i] + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 33;
+	}
+	return h;
+}
+
+static inline void shard(size_t len, unsigned n_workers, unsigned id, size_t *start,
+		size_t *count)
+{
+	size_t a = len * id / n_workers;
+	size_t b = len * (id + 1) / n_workers;
+	*start = a;
+	*count = b - a;
+}
+
+/* step.c: the job tr->job on worker w; the CD slots of the next batch. */
+void ebm_train_run_job(struct worker *w);
+void ebm_train_pick_slots(struct trainer *tr);
+
+/* pool.c: worker scratch and threads; runs tr->job on every worker (the
+ * caller is worker 0) and waits. */
+bool ebm_train_workers_init(struct trainer *tr);
+void ebm_train_workers_finish(struct trainer *tr);
+void ebm_train_dispatch(struct trainer *tr);
+
+/* base.c: standardization and the Gaussian base from the training rows. */
+bool ebm_train_fit_base(struct ebm_net *net, const float *x,
+		const size_t *rows, size_t n, float shrink, bool robust);
 
 #endif

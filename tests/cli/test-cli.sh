@@ -317,6 +317,11 @@ for bad in "--epochs 1.5" "--epochs -3" "--lr -1" "--lr inf" "--alpha 1" \
 	expect_rc 2 "train $bad"
 	expect_err "${bad%% *}" "train $bad: the message names the flag"
 done
+run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm --objective cd \
+	--batch 64 --cd-buffer 10
+expect_rc 2 "train --objective cd with --cd-buffer below --batch"
+expect_err '^ebmd-train: cd-buffer \(10\) must be at least batch \(64\)' \
+	"the message names both values"
 run "$EBMD_TRAIN" train --data "$THYROID"
 expect_rc 2 "train without --out"
 SOURCE_DATE_EPOCH=yesterday run "$EBMD_TRAIN" train --data "$THYROID" \
