@@ -315,9 +315,10 @@ def table(recipes, seeds, sets=SETS23, show=True):
         if not os.path.exists(path):
             continue
         st = dict(np.load(path))
-        pe = os.path.join(CACHE, name + "_ebmd.npz")
-        if os.path.exists(pe):
-            st.update(np.load(pe))
+        for extra in ("_ebmd", "_v"):
+            pe = os.path.join(CACHE, name + extra + ".npz")
+            if os.path.exists(pe):
+                st.update(np.load(pe))
         for rc in recipes:
             try:
                 aucs = [roc_auc_score(st["y"], recipe_scores(st, rc, s)) for s in seeds]

@@ -130,6 +130,15 @@ static const struct flag flags[] = {
 		"cd: share of chains restarted from noise"),
 	F("--cd-energy-reg", cd_energy_reg, NONNEGATIVE,
 		"cd: weight of the f^2 penalty"),
+	U("--protos", n_protos, 0, EBM_MODEL_MAX_PROTOS,
+		"most learned prototypes (k-means centres of the training rows, or"
+		" every row if fewer) in the energy's prototype term; 0 = none"
+		" (the network alone, a version-1 model file)"),
+	U("--proto-iters", proto_iters, 0, 1000,
+		"k-means passes fitting the prototypes"),
+	{ "--proto-alone", KIND_BOOL, OPT(proto_alone), 0, 0, 0, NULL,
+		"the energy is the prototype term alone (the network gets weight"
+		" 0) instead of the tempered product of both" },
 };
 
 #undef U

@@ -69,6 +69,9 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->cd_reinit = 0.05f;
 	o->cd_buffer = 10000;
 	o->cd_energy_reg = 0.01f;
+	o->n_protos = 0;
+	o->proto_iters = 10;
+	o->proto_alone = false;
 	o->seed = 1;
 	o->n_threads = 1;
 	o->created = 0;
@@ -166,6 +169,16 @@ enum ebm_status ebm_train_options_validate(const struct ebm_train_options *o,
 			"batch needs its own slot", o->cd_buffer, o->batch);
 	CHECK(isfinite(o->cd_energy_reg) && o->cd_energy_reg >= 0.0f,
 			"cd-energy-reg must be >= 0, got %g", (double)o->cd_energy_reg);
+	CHECK(o->n_protos <= EBM_MODEL_MAX_PROTOS,
+			"protos must be 0..%u (0 = none), got %u", EBM_MODEL_MAX_PROTOS,
+			o->n_protos);
+	CHECK(o->proto_iters <= 1000, "proto-iters must be 0..1000, got %u",
+			o->proto_iters);
+	CHECK(!o->proto_alone || o->n_protos > 0,
+			"proto-alone needs prototypes (--protos > 0)");
+	CHECK(o->n_protos == 0 || o->val_frac > 0.0f,
+			"protos need validation rows to choose their bandwidth "
+			"(val-frac > 0)");
 	CHECK(o->n_threads >= 1 && o->n_threads <= 256,
 			"threads must be 1..256, got %u", o->n_threads);
 	return EBM_STATUS_OK;
@@ -190,7 +203,8 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			"val_frac=%.9g\nalpha=%.9g\nprec_shrink=%.9g\nscaling=%s\n"
 			"sigma_min=%.9g\nsigma_max=%.9g\nn_sigmas=%u\n"
 			"cd_steps=%u\ncd_step_size=%.9g\ncd_noise=%.9g\ncd_reinit=%.9g\n"
-			"cd_buffer=%u\ncd_energy_reg=%.9g\nseed=%llu\nthreads=%u\n",
+			"cd_buffer=%u\ncd_energy_reg=%.9g\nprotos=%u\nproto_iters=%u\n"
+			"proto_mix=%s\nseed=%llu\nthreads=%u\n",
 			ebm_objective_name(o->objective), hidden, o->n_members, o->epochs,
 			o->batch, (double)o->lr, (double)o->beta1, (double)o->beta2,
 			(double)o->weight_decay, (double)o->clip_norm,
@@ -202,6 +216,8 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			(double)o->sigma_min, (double)o->sigma_max, o->n_sigmas,
 			o->cd_steps, (double)o->cd_step_size, (double)o->cd_noise,
 			(double)o->cd_reinit, o->cd_buffer, (double)o->cd_energy_reg,
+			o->n_protos, o->proto_iters,
+			o->proto_alone ? "alone" : "product",
 			(unsigned long long)o->seed, o->n_threads);
 	if (n < 0 || n >= 4096) {
 		buf[0] = '\0';

@@ -571,6 +571,13 @@ enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
 			goto out;
 		}
 	}
+	if (o->n_protos > 0) {
+		st = ebm_train_protos(&tr.net, &tr.workers[0].work, z, n_train,
+				z + n_train * d, n_val, o, err);
+		if (st != EBM_STATUS_OK) {
+			goto out;
+		}
+	}
 	st = assemble(&tr, x, ref_rows, n_ref, feature_names, out, err);
 out:
 	ebm_train_workers_finish(&tr);

@@ -174,4 +174,26 @@ void ebm_train_dispatch(struct trainer *tr);
 bool ebm_train_fit_base(struct ebm_net *net, const float *x,
 		const size_t *rows, size_t n, float shrink, bool robust);
 
+/* ---- prototype term (proto.c) ---------------------------------------- */
+
+/*
+ * Centres (k-means of the n rows z, at most max, `iters` Lloyd passes
+ * from rows drawn by seed; every row when n <= max), log weights (shares
+ * of rows) and bandwidth (held-out log-likelihood of zval) into p, which
+ * this initializes. Errors: NOMEM, INVALID_ARGUMENT (no validation rows).
+ */
+enum ebm_status ebm_train_fit_protos(struct ebm_proto *p, uint32_t d,
+		const float *z, size_t n, const float *zval, size_t n_val,
+		uint32_t max, uint32_t iters, uint64_t seed, struct ebm_error *err);
+
+/*
+ * Fits the prototypes (o->n_protos > 0) and attaches them to the trained
+ * net as the tempered product F = f / s_net + g / s_proto, s the spread
+ * of each term's values on the validation rows (w_net = 0 with
+ * o->proto_alone).
+ */
+enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
+		const float *z, size_t n, const float *zval, size_t n_val,
+		const struct ebm_train_options *o, struct ebm_error *err);
+
 #endif
