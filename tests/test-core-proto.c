@@ -51,7 +51,7 @@ START_TEST(t_one_prototype_is_a_gaussian)
 	p.c[1] = -2.0f;
 	p.c[2] = 0.5f;
 	p.logw[0] = logf(0.25f);
-	p.h = 0.7f;
+	p.h[0] = 0.7f;
 	ebm_proto_update(&p, d);
 	float z[6] = {0.0f, 0.0f, 0.0f, 1.0f, -2.0f, 1.5f};
 	float g[2], grad[6];
@@ -86,7 +86,8 @@ START_TEST(t_two_far_prototypes)
 	p.c[3] = 0.0f;
 	p.logw[0] = logf(0.9f);
 	p.logw[1] = logf(0.1f);
-	p.h = 0.2f;
+	p.h[0] = 0.2f;
+	p.h[1] = 0.2f;
 	ebm_proto_update(&p, d);
 	float z[4] = {-10.1f, 0.05f, 10.0f, -0.1f};
 	float g[2], grad[4];
@@ -111,7 +112,9 @@ static void make_proto(struct ebm_proto *p, uint32_t n, uint32_t d,
 	ck_assert(ebm_proto_init(p, n, d));
 	fill_random(&r, p->c, (size_t)n * d, 1.0f);
 	fill_random(&r, p->logw, n, 0.5f);
-	p->h = 0.8f;
+	for (uint32_t j = 0; j < n; j++) {
+		p->h[j] = 0.5f + 0.6f * (float)ebm_rng_uniform(&r);
+	}
 	ebm_proto_update(p, d);
 }
 
@@ -260,17 +263,20 @@ START_TEST(t_fit_known_answer)
 	bool found = false;
 	for (uint64_t seed = 1; seed < 20 && !found; seed++) {
 		ck_assert_int_eq(ebm_train_fit_protos(&p, d, z, n, zv, nv, 2, 10,
-				seed, NULL), EBM_STATUS_OK);
+				0.0f, seed, NULL), EBM_STATUS_OK);
 		ck_assert_uint_le(p.n, 2);
 		if (p.n == 2 && (p.c[0] < 0) != (p.c[2] < 0)) {
 			found = true;
 			int big = p.c[0] < 0 ? 0 : 1;
 			ck_assert(fabs(p.c[big * 2] + 5.0) < 0.02);
 			ck_assert(fabs(p.c[(1 - big) * 2] - 5.0) < 0.02);
-			ck_assert(fabs(p.logw[big] - log(0.75)) < 1e-5);
-			ck_assert(fabs(p.logw[1 - big] - log(0.25)) < 1e-5);
+			/* log share minus the normalizing d log h */
+			ck_assert(p.h[0] == p.h[1]);
+			double norm = d * log(p.h[0]);
+			ck_assert(fabs(p.logw[big] - (log(0.75) - norm)) < 1e-5);
+			ck_assert(fabs(p.logw[1 - big] - (log(0.25) - norm)) < 1e-5);
 			/* bandwidth of the order of the cluster sd */
-			ck_assert_msg(p.h > 0.03 && p.h < 0.1, "h = %g", p.h);
+			ck_assert_msg(p.h[0] > 0.03 && p.h[0] < 0.1, "h = %g", p.h[0]);
 		}
 		ebm_proto_finish(&p);
 	}
@@ -284,12 +290,33 @@ START_TEST(t_fit_known_answer)
 	zv = malloc(nv * d * sizeof(float));
 	fill_random(&r, z, n * d, 0.5f);
 	fill_random(&r, zv, nv * d, 0.5f);
-	ck_assert_int_eq(ebm_train_fit_protos(&p, d, z, n, zv, nv, 1000, 10, 1,
-			NULL), EBM_STATUS_OK);
+	ck_assert_int_eq(ebm_train_fit_protos(&p, d, z, n, zv, nv, 1000, 10,
+			0.0f, 1, NULL), EBM_STATUS_OK);
 	ck_assert_uint_eq(p.n, n);
 	ck_assert(memcmp(p.c, z, n * d * sizeof(float)) == 0);
-	ck_assert(fabs(p.logw[7] + log((double)n)) < 1e-5);
-	ck_assert_msg(p.h > 0.5 / 4 && p.h < 0.5, "h = %g", p.h);
+	ck_assert(fabs(p.logw[7] + log((double)n) + d * log(p.h[7])) < 1e-5);
+	ck_assert_msg(p.h[0] > 0.5 / 4 && p.h[0] < 0.5, "h = %g", p.h[0]);
+	ebm_proto_finish(&p);
+
+	/* alpha = 1: rows in the sparse tail (|z| > 1) get wider kernels than
+	 * rows in the dense middle, in proportion to their spacing */
+	ck_assert_int_eq(ebm_train_fit_protos(&p, d, z, n, zv, nv, 1000, 10,
+			1.0f, 1, NULL), EBM_STATUS_OK);
+	double in = 0.0, out = 0.0;
+	int n_in = 0, n_out = 0;
+	for (size_t i = 0; i < n; i++) {
+		double rr = hypot(z[i * 2], z[i * 2 + 1]);
+		if (rr < 0.25) {
+			in += log(p.h[i]);
+			n_in++;
+		} else if (rr > 1.0) {
+			out += log(p.h[i]);
+			n_out++;
+		}
+	}
+	ck_assert(n_in > 10 && n_out > 10);
+	ck_assert_msg(out / n_out > in / n_in + log(2.0), "tail %g, middle %g",
+			exp(out / n_out), exp(in / n_in));
 	ebm_proto_finish(&p);
 	free(z);
 	free(zv);
@@ -306,20 +333,20 @@ START_TEST(t_fit_deterministic)
 	fill_random(&r, z, n * d, 1.0f);
 	struct ebm_proto a, b, c;
 	ck_assert_int_eq(ebm_train_fit_protos(&a, d, z, n - nv, z + (n - nv) * d,
-			nv, 64, 5, 7, NULL), EBM_STATUS_OK);
+			nv, 64, 5, 0.5f, 7, NULL), EBM_STATUS_OK);
 	ck_assert_int_eq(ebm_train_fit_protos(&b, d, z, n - nv, z + (n - nv) * d,
-			nv, 64, 5, 7, NULL), EBM_STATUS_OK);
+			nv, 64, 5, 0.5f, 7, NULL), EBM_STATUS_OK);
 	ck_assert_int_eq(ebm_train_fit_protos(&c, d, z, n - nv, z + (n - nv) * d,
-			nv, 64, 5, 8, NULL), EBM_STATUS_OK);
+			nv, 64, 5, 0.5f, 8, NULL), EBM_STATUS_OK);
 	ck_assert_uint_eq(a.n, b.n);
 	ck_assert(memcmp(a.c, b.c, (size_t)a.n * d * sizeof(float)) == 0);
-	ck_assert(a.h == b.h);
+	ck_assert(memcmp(a.h, b.h, a.n * sizeof(float)) == 0);
 	ck_assert(a.n != c.n || memcmp(a.c, c.c, (size_t)a.n * d *
 			sizeof(float)) != 0);
-	/* log weights are log shares: they sum to 1 */
+	/* log weights are log shares (plus -d log h_j): the shares sum to 1 */
 	double s = 0.0;
 	for (uint32_t j = 0; j < a.n; j++) {
-		s += exp(a.logw[j]);
+		s += exp(a.logw[j] + d * log(a.h[j]));
 	}
 	ck_assert(fabs(s - 1.0) < 1e-4);
 	ebm_proto_finish(&a);

@@ -74,9 +74,9 @@ static struct ebm_model *build(uint32_t n_protos)
 			m->net.proto.c[j * D + q] = (float)j - 1.5f + 0.1f * (float)q;
 		}
 		m->net.proto.logw[j] = logf(1.0f / (float)n_protos);
+		m->net.proto.h[j] = 0.6f + 0.1f * (float)j;
 	}
 	if (n_protos > 0) {
-		m->net.proto.h = 0.6f;
 		m->net.proto.w_net = 0.25f;
 		m->net.proto.w_proto = 2.0f;
 		ebm_proto_update(&m->net.proto, D);
@@ -127,7 +127,7 @@ static size_t proto_hdr(const uint8_t *p)
 /* Offset of the blob's prototype centres: after mean, scale, P, params. */
 static size_t protos_off(const uint8_t *p, const struct ebm_model *m)
 {
-	size_t pos = proto_hdr(p) + 16;
+	size_t pos = proto_hdr(p) + 12;
 	pos += (16 - pos % 16) % 16;
 	return pos + 4 * (2 * D + D * D + m->net.n_params);
 }
@@ -166,8 +166,8 @@ START_TEST(t_roundtrip_v2)
 			EBM_STATUS_OK);
 	const struct ebm_proto *pa = &a->net.proto, *pb = &b->net.proto;
 	ck_assert_uint_eq(pb->n, NP);
-	ck_assert(pb->h == pa->h && pb->w_net == pa->w_net &&
-			pb->w_proto == pa->w_proto);
+	ck_assert(pb->w_net == pa->w_net && pb->w_proto == pa->w_proto);
+	ck_assert(memcmp(pa->h, pb->h, NP * sizeof(float)) == 0);
 	ck_assert(memcmp(pa->c, pb->c, NP * D * sizeof(float)) == 0);
 	ck_assert(memcmp(pa->logw, pb->logw, NP * sizeof(float)) == 0);
 	ck_assert(memcmp(pa->c_sq, pb->c_sq, NP * sizeof(float)) == 0);
@@ -251,12 +251,10 @@ START_TEST(t_reject_proto_header)
 		float v;
 		const char *what;
 	} bad[] = {
-		{ 4, 0.0f, "prototype bandwidth is 0, must be finite and > 0" },
-		{ 4, -1.0f, "prototype bandwidth is -1, must be finite and > 0" },
-		{ 4, NAN, "prototype bandwidth is nan, must be finite and > 0" },
-		{ 8, -0.5f, "network weight is -0.5, must be finite and >= 0" },
-		{ 8, INFINITY, "network weight is inf, must be finite and >= 0" },
-		{ 12, 0.0f, "prototype weight is 0, must be finite and > 0" },
+		{ 4, -0.5f, "network weight is -0.5, must be finite and >= 0" },
+		{ 4, INFINITY, "network weight is inf, must be finite and >= 0" },
+		{ 8, 0.0f, "prototype weight is 0, must be finite and > 0" },
+		{ 8, NAN, "prototype weight is nan, must be finite and > 0" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		float keep;
@@ -268,15 +266,15 @@ START_TEST(t_reject_proto_header)
 		patch_f32(buf, size, h + bad[i].at, keep);
 	}
 	/* w_net = 0 (the prototypes alone) is valid */
-	patch_f32(buf, size, h + 8, 0.0f);
+	patch_f32(buf, size, h + 4, 0.0f);
 	ck_assert_int_eq(ebm_model_load_buffer(buf, size, "t.ebm", &out, &err),
 			EBM_STATUS_OK);
 	ebm_model_destroy(out);
 
 	/* a version-2 file cut inside its prototype header */
-	uint8_t *cut = malloc(h + 8 + 16);
-	memcpy(cut, buf, h + 8);
-	uint64_t sz = h + 8 + 16;
+	uint8_t *cut = malloc(h + 6 + 16);
+	memcpy(cut, buf, h + 6);
+	uint64_t sz = h + 6 + 16;
 	for (int i = 0; i < 8; i++) {
 		cut[16 + i] = (uint8_t)(sz >> (8 * i));
 	}
@@ -307,6 +305,16 @@ START_TEST(t_reject_proto_values)
 	snprintf(msg, sizeof(msg), "t.ebm: offset %zu: non-finite value in "
 			"proto_logw[1]", lw + 4);
 	expect_reject(buf, size, EBM_STATUS_FORMAT, msg, lw + 4);
+	patch_f32(buf, size, lw + 4, m->net.proto.logw[1]);
+	size_t hh = lw + 4 * NP;
+	static const float bad[3] = { 0.0f, -1.0f, NAN };
+	static const char *shown[3] = { "0", "-1", "nan" };
+	for (int i = 0; i < 3; i++) {
+		patch_f32(buf, size, hh + 8, bad[i]);
+		snprintf(msg, sizeof(msg), "t.ebm: offset %zu: proto_h[2] is %s, "
+				"must be finite and > 0", hh + 8, shown[i]);
+		expect_reject(buf, size, EBM_STATUS_FORMAT, msg, hh + 8);
+	}
 	free(buf);
 	ebm_model_destroy(m);
 }
@@ -316,10 +324,10 @@ START_TEST(t_finalize_rejects_bad_protos)
 {
 	struct ebm_model *m = build(NP);
 	struct ebm_error err;
-	m->net.proto.h = 0.0f;
+	m->net.proto.h[1] = 0.0f;
 	ck_assert_int_eq(ebm_model_finalize(m, &err), EBM_STATUS_FORMAT);
-	ck_assert_msg(strstr(err.message, "prototype bandwidth is 0") != NULL,
-			"%s", err.message);
+	ck_assert_msg(strstr(err.message, "proto_h[1] is 0") != NULL, "%s",
+			err.message);
 	ebm_model_destroy(m);
 }
 END_TEST

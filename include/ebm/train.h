@@ -71,6 +71,7 @@ struct ebm_train_options {
 	/* prototype term (0 prototypes: none, a version-1 model) */
 	uint32_t n_protos;        /* at most this many k-means centres */
 	uint32_t proto_iters;     /* Lloyd passes */
+	float proto_alpha;        /* bandwidth ~ local spacing^alpha, 0 = one h */
 	bool proto_alone;         /* F = g alone, the network weighted 0 */
 	uint64_t seed;
 	uint32_t n_threads;       /* worker threads, >= 1 */

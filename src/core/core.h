@@ -13,7 +13,7 @@
  * With a prototype term (proto.n > 0, proto.c), the whole network is the
  * tempered product
  *   F(z) = w_net * f(z) + w_proto * g(z),
- *   g(z) = log sum_j exp(a_j - ||z - c_j||^2 / (2 h^2))
+ *   g(z) = log sum_j exp(a_j - ||z - c_j||^2 / (2 h_j^2))
  * (see struct ebm_proto). Without one (proto.n == 0) F = f exactly.
  *
  * Member parameter layout (n_params floats, contiguous): for l = 1..L,
@@ -45,17 +45,20 @@ const char *ebm_act_name(enum ebm_act a);
 
 /*
  * Learned prototypes: a mixture of n isotropic Gaussians in standardized
- * units, centres c (n x d, row-major), log weights logw, bandwidth h, and
- * the two weights of the tempered product. c_sq (||c_j||^2) is derived:
- * call ebm_proto_update() after changing c.
+ * units, centres c (n x d, row-major), bandwidths h (n), log weights logw
+ * (n; the mixture weight plus the normalizing -d log h_j), and the two
+ * weights of the tempered product. c_sq (||c_j||^2) and inv2h2
+ * (1 / (2 h_j^2)) are derived: call ebm_proto_update() after changing c
+ * or h.
  */
 struct ebm_proto {
 	uint32_t n;
-	float h;
 	float w_net, w_proto;
 	float *c;
 	float *logw;
+	float *h;
 	float *c_sq;
+	float *inv2h2;
 };
 
 struct ebm_net {
@@ -151,12 +154,13 @@ bool ebm_member_dsm(const struct ebm_net *net, const float *params,
 /* ---- prototype term (proto.c) ------------------------------------------ */
 
 /* Zeroed arrays for n prototypes of d features (n == 0: none, no arrays);
- * h, w_net, w_proto start at 1. False on overflow or allocation failure. */
+ * every h_j, w_net and w_proto start at 1. False on overflow or
+ * allocation failure. */
 bool ebm_proto_init(struct ebm_proto *p, uint32_t n, uint32_t d);
 void ebm_proto_finish(struct ebm_proto *p);
 bool ebm_proto_copy(struct ebm_proto *dst, const struct ebm_proto *src,
 		uint32_t d);
-/* Recomputes c_sq from c. */
+/* Recomputes c_sq and inv2h2 from c and h. */
 void ebm_proto_update(struct ebm_proto *p, uint32_t d);
 /* Floats of scratch ebm_proto_eval() needs for n rows. */
 size_t ebm_proto_scratch(const struct ebm_proto *p, uint32_t d, size_t n);

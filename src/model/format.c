@@ -195,9 +195,9 @@ struct shape {
 	uint32_t version, n_protos;
 };
 
-/* Version 2's prototype header after the options: u32 n, f32 h, w_net,
- * w_proto. */
-#define PROTO_HDR_BYTES 16u
+/* Version 2's prototype header after the options: u32 n, f32 w_net,
+ * f32 w_proto. */
+#define PROTO_HDR_BYTES 12u
 
 /* Float counts of each blob section, and the blob's size in bytes. */
 struct sizes {
@@ -215,8 +215,8 @@ struct layout {
 	uint64_t options;
 	uint64_t proto_hdr;  /* version 2 only */
 	uint64_t pad;        /* first padding byte */
-	uint64_t mean, scale, prec, params, protos, proto_logw, ref_rows,
-			ref_energy;
+	uint64_t mean, scale, prec, params, protos, proto_logw, proto_h,
+			ref_rows, ref_energy;
 	uint64_t end;        /* end of the blob = start of the checksum */
 	uint64_t size;       /* whole file */
 };
@@ -311,6 +311,7 @@ static enum ebm_status compute_sizes(const struct shape *s, struct sizes *z,
 	uint64_t n = 2u * (uint64_t)s->d;
 	if (!add64(n, z->n_prec, &n) || !add64(n, z->n_all_params, &n) ||
 			!add64(n, z->n_proto_c, &n) || !add64(n, s->n_protos, &n) ||
+			!add64(n, s->n_protos, &n) ||
 			!add64(n, z->n_ref_rows, &n) || !add64(n, s->n_ref, &n) ||
 			!mul64(n, sizeof(float), &z->blob_bytes)) {
 		goto overflow;
@@ -331,7 +332,8 @@ static void blob_offsets(struct layout *lay, uint64_t blob, const struct shape *
 	lay->params = lay->prec + 4u * z->n_prec;
 	lay->protos = lay->params + 4u * z->n_all_params;
 	lay->proto_logw = lay->protos + 4u * z->n_proto_c;
-	lay->ref_rows = lay->proto_logw + 4u * s->n_protos;
+	lay->proto_h = lay->proto_logw + 4u * s->n_protos;
+	lay->ref_rows = lay->proto_h + 4u * s->n_protos;
 	lay->ref_energy = lay->ref_rows + 4u * z->n_ref_rows;
 	lay->end = blob + z->blob_bytes;
 	lay->size = lay->end + CHECKSUM_BYTES;
@@ -511,8 +513,8 @@ static enum ebm_status check_finite(const float *v, uint64_t n,
 	return EBM_STATUS_OK;
 }
 
-/* Version 2's prototype term: finite centres and log weights, h > 0,
- * w_net >= 0, w_proto > 0. */
+/* Version 2's prototype term: finite centres and log weights, every
+ * bandwidth finite and > 0, w_net >= 0, w_proto > 0. */
 static enum ebm_status check_protos(const struct ebm_model *m,
 		const struct sizes *z, const struct layout *lay, const char *origin,
 		struct ebm_error *err)
@@ -522,18 +524,13 @@ static enum ebm_status check_protos(const struct ebm_model *m,
 	if (p->n == 0) {
 		return EBM_STATUS_OK;
 	}
-	if (!(isfinite(p->h) && p->h > 0.0f)) {
-		return fail_at(err, EBM_STATUS_FORMAT, origin, lay->proto_hdr + 4,
-				"prototype bandwidth is %.9g, must be finite and > 0",
-				(double)p->h);
-	}
 	if (!(isfinite(p->w_net) && p->w_net >= 0.0f)) {
-		return fail_at(err, EBM_STATUS_FORMAT, origin, lay->proto_hdr + 8,
+		return fail_at(err, EBM_STATUS_FORMAT, origin, lay->proto_hdr + 4,
 				"network weight is %.9g, must be finite and >= 0",
 				(double)p->w_net);
 	}
 	if (!(isfinite(p->w_proto) && p->w_proto > 0.0f)) {
-		return fail_at(err, EBM_STATUS_FORMAT, origin, lay->proto_hdr + 12,
+		return fail_at(err, EBM_STATUS_FORMAT, origin, lay->proto_hdr + 8,
 				"prototype weight is %.9g, must be finite and > 0",
 				(double)p->w_proto);
 	}
@@ -542,6 +539,13 @@ static enum ebm_status check_protos(const struct ebm_model *m,
 			(st = check_finite(p->logw, p->n, lay->proto_logw, "proto_logw",
 			origin, err))) {
 		return st;
+	}
+	for (uint32_t j = 0; j < p->n; j++) {
+		if (!(isfinite(p->h[j]) && p->h[j] > 0.0f)) {
+			return fail_at(err, EBM_STATUS_FORMAT, origin,
+					lay->proto_h + 4u * j, "proto_h[%" PRIu32 "] is %.9g, "
+					"must be finite and > 0", j, (double)p->h[j]);
+		}
 	}
 	return EBM_STATUS_OK;
 }
@@ -700,7 +704,7 @@ enum ebm_status ebm_model_check(const struct ebm_model *m,
 				EBM_MODEL_MAX_PROTOS);
 	}
 	if (s.n_protos > 0 && (net->proto.c == NULL ||
-			net->proto.logw == NULL)) {
+			net->proto.logw == NULL || net->proto.h == NULL)) {
 		return fail(err, EBM_STATUS_INVALID_ARGUMENT, origin, UINT64_MAX,
 				"model is not fully built (prototype arrays missing)");
 	}
@@ -821,9 +825,8 @@ enum ebm_status ebm_model_serialize(const struct ebm_model *m,
 	const struct ebm_proto *pr = &m->net.proto;
 	if (s.version >= 2) {
 		put_u32(p + pos, pr->n);
-		put_f32(p + pos + 4, pr->h);
-		put_f32(p + pos + 8, pr->w_net);
-		put_f32(p + pos + 12, pr->w_proto);
+		put_f32(p + pos + 4, pr->w_net);
+		put_f32(p + pos + 8, pr->w_proto);
 	}
 	pos = put_floats(p, lay.mean, m->net.mean, s.d);
 	pos = put_floats(p, pos, m->net.scale, s.d);
@@ -832,6 +835,7 @@ enum ebm_status ebm_model_serialize(const struct ebm_model *m,
 	if (s.n_protos > 0) {
 		pos = put_floats(p, pos, pr->c, z.n_proto_c);
 		pos = put_floats(p, pos, pr->logw, s.n_protos);
+		pos = put_floats(p, pos, pr->h, s.n_protos);
 	}
 	pos = put_floats(p, pos, m->ref_rows, z.n_ref_rows);
 	pos = put_floats(p, pos, m->ref_energy, s.n_ref);
@@ -1450,9 +1454,8 @@ static enum ebm_status parse(const uint8_t *p, size_t size,
 	lay.proto_hdr = c.pos;
 	if (s.version >= 2) {
 		/* n was checked by peek_protos() */
-		m->net.proto.h = get_f32(p + c.pos + 4);
-		m->net.proto.w_net = get_f32(p + c.pos + 8);
-		m->net.proto.w_proto = get_f32(p + c.pos + 12);
+		m->net.proto.w_net = get_f32(p + c.pos + 4);
+		m->net.proto.w_proto = get_f32(p + c.pos + 8);
 		c.pos += PROTO_HDR_BYTES;
 	}
 	lay.pad = c.pos;
@@ -1487,6 +1490,7 @@ static enum ebm_status parse(const uint8_t *p, size_t size,
 	if (s.n_protos > 0) {
 		get_floats(m->net.proto.c, p + lay.protos, z.n_proto_c);
 		get_floats(m->net.proto.logw, p + lay.proto_logw, s.n_protos);
+		get_floats(m->net.proto.h, p + lay.proto_h, s.n_protos);
 		ebm_proto_update(&m->net.proto, s.d);
 	}
 	get_floats(m->ref_rows, p + lay.ref_rows, z.n_ref_rows);

@@ -136,6 +136,10 @@ static const struct flag flags[] = {
 		" (the network alone, a version-1 model file)"),
 	U("--proto-iters", proto_iters, 0, 1000,
 		"k-means passes fitting the prototypes"),
+	F("--proto-alpha", proto_alpha, NONNEGATIVE,
+		"prototype j's bandwidth is h (r_j / median r)^X, r_j its distance"
+		" to the 5th nearest other prototype, h by held-out likelihood;"
+		" 0 = one bandwidth for all"),
 	{ "--proto-alone", KIND_BOOL, OPT(proto_alone), 0, 0, 0, NULL,
 		"the energy is the prototype term alone (the network gets weight"
 		" 0) instead of the tempered product of both" },

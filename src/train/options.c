@@ -71,6 +71,7 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->cd_energy_reg = 0.01f;
 	o->n_protos = 0;
 	o->proto_iters = 10;
+	o->proto_alpha = 0.0f;
 	o->proto_alone = false;
 	o->seed = 1;
 	o->n_threads = 1;
@@ -174,6 +175,9 @@ enum ebm_status ebm_train_options_validate(const struct ebm_train_options *o,
 			o->n_protos);
 	CHECK(o->proto_iters <= 1000, "proto-iters must be 0..1000, got %u",
 			o->proto_iters);
+	CHECK(isfinite(o->proto_alpha) && o->proto_alpha >= 0.0f &&
+			o->proto_alpha <= 2.0f,
+			"proto-alpha must be in [0, 2], got %g", (double)o->proto_alpha);
 	CHECK(!o->proto_alone || o->n_protos > 0,
 			"proto-alone needs prototypes (--protos > 0)");
 	CHECK(o->n_protos == 0 || o->val_frac > 0.0f,
@@ -204,7 +208,7 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			"sigma_min=%.9g\nsigma_max=%.9g\nn_sigmas=%u\n"
 			"cd_steps=%u\ncd_step_size=%.9g\ncd_noise=%.9g\ncd_reinit=%.9g\n"
 			"cd_buffer=%u\ncd_energy_reg=%.9g\nprotos=%u\nproto_iters=%u\n"
-			"proto_mix=%s\nseed=%llu\nthreads=%u\n",
+			"proto_alpha=%.9g\nproto_mix=%s\nseed=%llu\nthreads=%u\n",
 			ebm_objective_name(o->objective), hidden, o->n_members, o->epochs,
 			o->batch, (double)o->lr, (double)o->beta1, (double)o->beta2,
 			(double)o->weight_decay, (double)o->clip_norm,
@@ -216,7 +220,7 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			(double)o->sigma_min, (double)o->sigma_max, o->n_sigmas,
 			o->cd_steps, (double)o->cd_step_size, (double)o->cd_noise,
 			(double)o->cd_reinit, o->cd_buffer, (double)o->cd_energy_reg,
-			o->n_protos, o->proto_iters,
+			o->n_protos, o->proto_iters, (double)o->proto_alpha,
 			o->proto_alone ? "alone" : "product",
 			(unsigned long long)o->seed, o->n_threads);
 	if (n < 0 || n >= 4096) {

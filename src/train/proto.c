@@ -6,9 +6,13 @@
  *             the seed, `iters` passes; every training row itself when
  *             there are no more than `max`. Log weights are the log shares
  *             of rows nearest each centre; empty centres are dropped.
- *   bandwidth the h of a log-spaced grid that maximizes the held-out
- *             log-likelihood (normalizing constant -d log h included) of
- *             the validation rows, which no centre was fitted on.
+ *   bandwidth h_j = h (r_j / median r)^alpha, r_j the distance from
+ *             centre j to its 5th nearest other centre (alpha = 0: one h
+ *             for all, a fixed-bandwidth KDE; alpha > 0 widens kernels
+ *             where centres are sparse), and h the value of a log-spaced
+ *             grid that maximizes the held-out log-likelihood (normalizing
+ *             constants -d log h_j included) of the validation rows, which
+ *             no centre was fitted on.
  *
  * Everything is single-threaded and seeded: same rows, same seed, same
  * bits. Distances go through ebm_gemm.
@@ -141,36 +145,108 @@ out:
 	return ok;
 }
 
-/* Mean held-out log-likelihood of the rows with squared distances D (n x k)
- * at bandwidth h, up to a constant. */
+/* Mean held-out log-likelihood, up to a constant, of the rows with squared
+ * distances D (n x k) for bandwidths h * rel[j]: a[j] = lw[j] - d log(h
+ * rel[j]) - D / (2 h^2 rel[j]^2); tmp holds k doubles. */
 static double heldout_ll(const float *D, size_t n, size_t k,
-		const float *logw, uint32_t d, double h)
+		const float *lw, const float *rel, uint32_t d, double h, double *a,
+		double *c2)
 {
-	double inv2h2 = 0.5 / (h * h), total = 0.0;
+	for (size_t j = 0; j < k; j++) {
+		double hj = h * rel[j];
+		a[j] = lw[j] - (double)d * log(hj);
+		c2[j] = 0.5 / (hj * hj);
+	}
+	double total = 0.0;
 	for (size_t i = 0; i < n; i++) {
 		const float *r = D + i * k;
 		double mx = -INFINITY;
 		for (size_t j = 0; j < k; j++) {
-			double a = logw[j] - r[j] * inv2h2;
-			mx = a > mx ? a : mx;
+			double v = a[j] - r[j] * c2[j];
+			mx = v > mx ? v : mx;
 		}
 		double s = 0.0;
 		for (size_t j = 0; j < k; j++) {
-			s += exp(logw[j] - r[j] * inv2h2 - mx);
+			s += exp(a[j] - r[j] * c2[j] - mx);
 		}
 		total += mx + log(s);
 	}
-	return total / (double)n - (double)d * log(h);
+	return total / (double)n;
+}
+
+/* rel[j] = (r_j / median r)^alpha, r_j the distance from centre j to its
+ * K_NEAR-th nearest other centre (all 1 when alpha is 0 or k <= K_NEAR). */
+#define K_NEAR 5
+static bool relative_widths(const struct ebm_proto *p, uint32_t d,
+		float alpha, float *rel)
+{
+	size_t k = p->n;
+	for (size_t j = 0; j < k; j++) {
+		rel[j] = 1.0f;
+	}
+	if (alpha == 0.0f || k <= K_NEAR) {
+		return true;
+	}
+	float *S = ebm_alloc_array((k < CHUNK ? k : CHUNK) * k, sizeof(float));
+	float *r = ebm_alloc_array(k, sizeof(float));
+	float *sorted = ebm_alloc_array(k, sizeof(float));
+	if (S == NULL || r == NULL || sorted == NULL) {
+		free(S);
+		free(r);
+		free(sorted);
+		return false;
+	}
+	for (size_t r0 = 0; r0 < k; r0 += CHUNK) {
+		size_t m = k - r0 < CHUNK ? k - r0 : CHUNK;
+		ebm_gemm(false, true, m, k, d, 1.0f, p->c + r0 * d, d, p->c, d, 0.0f,
+				S, k);
+		for (size_t i = 0; i < m; i++) {
+			float best[K_NEAR];
+			for (int q = 0; q < K_NEAR; q++) {
+				best[q] = INFINITY;
+			}
+			for (size_t j = 0; j < k; j++) {
+				if (j == r0 + i) {
+					continue;
+				}
+				float d2 = p->c_sq[r0 + i] + p->c_sq[j] - 2.0f * S[i * k + j];
+				d2 = d2 > 0.0f ? d2 : 0.0f;
+				/* insertion into the K_NEAR smallest, ascending */
+				for (int q = 0; q < K_NEAR; q++) {
+					if (d2 < best[q]) {
+						float t = best[q];
+						best[q] = d2;
+						d2 = t;
+					}
+				}
+			}
+			r[r0 + i] = sqrtf(best[K_NEAR - 1]);
+		}
+	}
+	memcpy(sorted, r, k * sizeof(float));
+	qsort(sorted, k, sizeof(float), cmp_float);
+	double med = sorted[(k - 1) / 2];
+	for (size_t j = 0; j < k; j++) {
+		double q = med > 0.0 ? r[j] / med : 1.0;
+		q = q > 1e-3 ? q : 1e-3;
+		rel[j] = (float)pow(q, (double)alpha);
+	}
+	free(S);
+	free(r);
+	free(sorted);
+	return true;
 }
 
 enum ebm_status ebm_train_fit_protos(struct ebm_proto *p, uint32_t d,
 		const float *z, size_t n, const float *zval, size_t n_val,
-		uint32_t max, uint32_t iters, uint64_t seed, struct ebm_error *err)
+		uint32_t max, uint32_t iters, float alpha, uint64_t seed,
+		struct ebm_error *err)
 {
 	size_t k = n < max ? n : max;
 	float *c = ebm_alloc_array(k * d, sizeof(float));
 	double *count = ebm_alloc_array(k, sizeof(double));
-	float *D = NULL, *best = NULL, *vz = NULL;
+	float *D = NULL, *best = NULL, *vz = NULL, *rel = NULL, *lw = NULL;
+	double *ta = NULL, *tc = NULL;
 	enum ebm_status st = EBM_STATUS_NOMEM;
 	if (c == NULL || count == NULL) {
 		goto out;
@@ -211,8 +287,14 @@ enum ebm_status ebm_train_fit_protos(struct ebm_proto *p, uint32_t d,
 	vz = ebm_alloc_array(nv * d, sizeof(float));
 	D = ebm_alloc_array(nv * k, sizeof(float));
 	best = ebm_alloc_array(nv, sizeof(float));
+	rel = ebm_alloc_array(k, sizeof(float));
+	lw = ebm_alloc_array(k, sizeof(float));
+	ta = ebm_alloc_array(k, sizeof(double));
+	tc = ebm_alloc_array(k, sizeof(double));
 	size_t *idx = ebm_alloc_array(n_val, sizeof(size_t));
-	if (vz == NULL || D == NULL || best == NULL || idx == NULL) {
+	if (vz == NULL || D == NULL || best == NULL || rel == NULL ||
+			lw == NULL || ta == NULL || tc == NULL || idx == NULL ||
+			!relative_widths(p, d, alpha, rel)) {
 		free(idx);
 		goto out;
 	}
@@ -247,17 +329,23 @@ enum ebm_status ebm_train_fit_protos(struct ebm_proto *p, uint32_t d,
 	if (!(base > 1e-3)) {
 		base = 1e-3;   /* duplicates: keep the grid away from 0 */
 	}
+	memcpy(lw, p->logw, k * sizeof(float));   /* log shares */
 	double bh = base, bll = -INFINITY;
 	for (int g = 0; g < BW_N; g++) {
 		double t = (double)g / (BW_N - 1);
 		double h = base * BW_LO * pow(BW_HI / BW_LO, t);
-		double ll = heldout_ll(D, nv, k, p->logw, d, h);
+		double ll = heldout_ll(D, nv, k, lw, rel, d, h, ta, tc);
 		if (ll > bll) {
 			bll = ll;
 			bh = h;
 		}
 	}
-	p->h = (float)bh;
+	for (size_t j = 0; j < k; j++) {
+		double hj = bh * rel[j];
+		p->h[j] = (float)hj;
+		p->logw[j] = (float)(lw[j] - (double)d * log(hj));
+	}
+	ebm_proto_update(p, d);
 	st = EBM_STATUS_OK;
 out:
 	if (st == EBM_STATUS_NOMEM) {
@@ -271,6 +359,10 @@ out:
 	free(D);
 	free(best);
 	free(vz);
+	free(rel);
+	free(lw);
+	free(ta);
+	free(tc);
 	return st;
 }
 
@@ -302,7 +394,7 @@ enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
 	struct ebm_proto p;
 	uint32_t d = net->d;
 	enum ebm_status st = ebm_train_fit_protos(&p, d, z, n, zval, n_val,
-			o->n_protos, o->proto_iters, o->seed, err);
+			o->n_protos, o->proto_iters, o->proto_alpha, o->seed, err);
 	if (st != EBM_STATUS_OK) {
 		return st;
 	}

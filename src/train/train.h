@@ -179,12 +179,14 @@ bool ebm_train_fit_base(struct ebm_net *net, const float *x,
 /*
  * Centres (k-means of the n rows z, at most max, `iters` Lloyd passes
  * from rows drawn by seed; every row when n <= max), log weights (shares
- * of rows) and bandwidth (held-out log-likelihood of zval) into p, which
- * this initializes. Errors: NOMEM, INVALID_ARGUMENT (no validation rows).
+ * of rows) and bandwidths (h_j = h (r_j / median r)^alpha, h by held-out
+ * log-likelihood of zval; see proto.c) into p, which this initializes.
+ * Errors: NOMEM, INVALID_ARGUMENT (no validation rows).
  */
 enum ebm_status ebm_train_fit_protos(struct ebm_proto *p, uint32_t d,
 		const float *z, size_t n, const float *zval, size_t n_val,
-		uint32_t max, uint32_t iters, uint64_t seed, struct ebm_error *err);
+		uint32_t max, uint32_t iters, float alpha, uint64_t seed,
+		struct ebm_error *err);
 
 /*
  * Fits the prototypes (o->n_protos > 0) and attaches them to the trained
