@@ -1,12 +1,14 @@
 /*
- * train.h (internal) — optimizer pieces shared by the trainer's files.
+ * train.h (internal) — the trainer's pieces shared by its files: Adam and
+ * the weight average (adam.c), the base fit (base.c), the worker pool
+ * (pool.c), one training step (step.c) and the loop (train.c).
  */
 #ifndef EBM_TRAIN_TRAIN_H
 #define EBM_TRAIN_TRAIN_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <pthread.h>
 #include <stdint.h>
 
 #include "core/core.h"
@@ -160,7 +162,9 @@ struct trainer {
 	struct ebm_pool pool;
 };
 
-static inline uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
+/* A generator seed from the run's seed and three indices. */
+static inline uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b,
+		uint64_t c)
 {
 	uint64_t h = seed ^ 0x243f6a8885a308d3ull;
 	uint64_t parts[3] = {a, b, c};
@@ -172,8 +176,9 @@ static inline uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t 
 	return h;
 }
 
-static inline void shard(size_t len, unsigned n_workers, unsigned id, size_t *start,
-		size_t *count)
+/* Worker id's share [*start, *start + *count) of len items. */
+static inline void shard(size_t len, unsigned n_workers, unsigned id,
+		size_t *start, size_t *count)
 {
 	size_t a = len * id / n_workers;
 	size_t b = len * (id + 1) / n_workers;
