@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -467,6 +468,45 @@ START_TEST(ema_power)
 }
 END_TEST
 
+/* The pool runs fn once on every worker per run, the caller as worker 0,
+ * and is done with all of them when run returns. */
+struct pool_count {
+	unsigned calls[5];
+	pthread_t caller;
+	bool caller_not_0;
+};
+
+static void count_call(void *arg, unsigned id)
+{
+	struct pool_count *c = arg;
+	c->calls[id]++; /* each worker its own counter: no race */
+	if (id == 0 && !pthread_equal(pthread_self(), c->caller)) {
+		c->caller_not_0 = true;
+	}
+}
+
+START_TEST(pool_runs_every_worker)
+{
+	for (unsigned n = 1; n <= 5; n++) {
+		struct ebm_pool p;
+		ck_assert(ebm_pool_init(&p, n));
+		struct pool_count c = {.caller = pthread_self()};
+		for (unsigned r = 1; r <= 200; r++) {
+			ebm_pool_run(&p, count_call, &c);
+			for (unsigned i = 0; i < n; i++) {
+				ck_assert_uint_eq(c.calls[i], r);
+			}
+		}
+		ck_assert(!c.caller_not_0);
+		for (unsigned i = n; i < 5; i++) {
+			ck_assert_uint_eq(c.calls[i], 0);
+		}
+		ebm_pool_finish(&p);
+		ebm_pool_finish(&p); /* a second finish does nothing */
+	}
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("train");
@@ -483,6 +523,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, constant_feature);
 	tcase_add_test(tc, robust_scale);
 	tcase_add_test(tc, ema_power);
+	tcase_add_test(tc, pool_runs_every_worker);
 	suite_add_tcase(s, tc);
 	return s;
 }

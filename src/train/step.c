@@ -2,9 +2,11 @@
  * step.c — one training step, split over the workers: the DSM or CD
  * gradient of each worker's shard of the batch, the sum of the workers'
  * gradients and the Adam and weight-average update, each over a slice of
- * the parameters; and the CD replay-buffer slots of a batch.
+ * the parameters; and the CD replay-buffer slots of a batch. Each piece
+ * runs on every worker through the pool (pool.c), with the scratch here.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "train/train.h"
@@ -149,8 +151,9 @@ static void job_update(struct worker *w)
 	}
 }
 
-void ebm_train_run_job(struct worker *w)
+static void run_job(void *arg, unsigned id)
 {
+	struct worker *w = &((struct trainer *)arg)->workers[id];
 	switch (w->tr->job) {
 	case JOB_DSM:
 	case JOB_CD:
@@ -164,10 +167,69 @@ void ebm_train_run_job(struct worker *w)
 	case JOB_UPDATE:
 		job_update(w);
 		break;
-	case JOB_NONE:
-	case JOB_QUIT:
-		break;
 	}
+}
+
+void ebm_train_dispatch(struct trainer *tr)
+{
+	ebm_pool_run(&tr->pool, run_job, tr);
+}
+
+/* ---- the workers ----------------------------------------------------------------- */
+
+void ebm_train_workers_finish(struct trainer *tr)
+{
+	if (tr->workers == NULL) {
+		return;
+	}
+	ebm_pool_finish(&tr->pool);
+	for (unsigned i = 0; i < tr->n_workers; i++) {
+		struct worker *w = &tr->workers[i];
+		ebm_work_finish(&w->work);
+		free(w->grad);
+		free(w->z);
+		free(w->eps);
+		free(w->sigma);
+		free(w->zs);
+		free(w->m);
+		free(w->df);
+		free(w->chain);
+	}
+	free(tr->workers);
+	tr->workers = NULL;
+}
+
+bool ebm_train_workers_init(struct trainer *tr)
+{
+	unsigned n = tr->o->n_threads;
+	if (n > tr->o->batch) {
+		n = tr->o->batch;
+	}
+	tr->n_workers = n;
+	tr->workers = calloc(n, sizeof(*tr->workers));
+	if (tr->workers == NULL) {
+		return false;
+	}
+	size_t rows = (tr->o->batch + n - 1) / n;
+	size_t d = tr->d;
+	bool ok = true;
+	for (unsigned i = 0; i < n; i++) {
+		struct worker *w = &tr->workers[i];
+		w->tr = tr;
+		w->id = i;
+		ebm_work_init(&w->work);
+		w->grad = ebm_alloc_array(tr->n_params, sizeof(float));
+		w->z = ebm_alloc_array(rows * d, sizeof(float));
+		w->eps = ebm_alloc_array(rows * d, sizeof(float));
+		w->sigma = ebm_alloc_array(rows, sizeof(float));
+		w->zs = ebm_alloc_array(rows * d, sizeof(float));
+		w->m = ebm_alloc_array(2 * rows, sizeof(float));
+		w->df = ebm_alloc_array(2 * rows, sizeof(float));
+		w->chain = ebm_alloc_array(4 * rows * d + 2 * rows, sizeof(float));
+		ok = ok && w->grad && w->z && w->eps && w->sigma && w->zs && w->m &&
+				w->df && w->chain;
+	}
+	return ok && ebm_pool_init(&tr->pool, n);
 }
 
 /*

@@ -1,8 +1,9 @@
 /*
  * train.c — ebm_train_fit: split the rows, fit standardization and the
- * Gaussian base, train each MLP member with DSM or CD on a small pool of
- * worker threads, keep the best weight average by held-out denoising loss,
- * and assemble the model with its scored reference set.
+ * Gaussian base (base.c), train each MLP member with DSM or CD, one step
+ * at a time over a small pool of worker threads (step.c, pool.c), keep the
+ * best weight average by held-out denoising loss, and assemble the model
+ * with its scored reference set.
  *
  * Determinism: every random draw comes from a generator seeded by (seed,
  * member, step, worker), a batch is split over workers the same way every

@@ -1,12 +1,14 @@
 /*
- * train.h (internal) — optimizer pieces shared by the trainer's files.
+ * train.h (internal) — the trainer's pieces shared by its files: Adam and
+ * the weight average (adam.c), the base fit (base.c), the worker pool
+ * (pool.c), one training step (step.c) and the loop (train.c).
  */
 #ifndef EBM_TRAIN_TRAIN_H
 #define EBM_TRAIN_TRAIN_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <pthread.h>
 #include <stdint.h>
 
 #include "core/core.h"
@@ -67,7 +69,35 @@ enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
  * Cholesky). False if it is not positive definite. */
 bool ebm_spd_inverse(double *a, size_t d);
 
-/* ---- the trainer (train.c, step.c, pool.c) ------------------------------------ */
+/* ---- pool.c: the worker threads ---------------------------------------------- */
+
+/* Runs on worker `id` (0 .. n - 1; 0 is the thread that called run). */
+typedef void (*ebm_pool_fn)(void *arg, unsigned id);
+
+struct ebm_pool_thread;
+
+struct ebm_pool {
+	unsigned n;                       /* workers, the caller included */
+	unsigned n_started;               /* threads running (n - 1 after init) */
+	struct ebm_pool_thread *threads;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_start, cv_done;
+	uint64_t generation;              /* one per run, and one to quit */
+	unsigned pending;                 /* threads still running fn */
+	ebm_pool_fn fn;
+	void *arg;
+	bool quit;
+};
+
+/* Starts n - 1 threads (n >= 1). False, with nothing left running, if a
+ * thread cannot be started or memory is short. */
+bool ebm_pool_init(struct ebm_pool *p, unsigned n);
+/* fn(arg, id) on every worker at once; returns when all have returned. */
+void ebm_pool_run(struct ebm_pool *p, ebm_pool_fn fn, void *arg);
+/* Stops and joins the threads; safe after a failed or no init. */
+void ebm_pool_finish(struct ebm_pool *p);
+
+/* ---- the trainer (train.c, step.c) ---------------------------------------------- */
 
 /* Per-coordinate drift clip and clamp margin (standardized units) of the
  * CD chains. */
@@ -75,12 +105,10 @@ bool ebm_spd_inverse(double *a, size_t d);
 #define CD_MARGIN 1.0f
 
 enum job {
-	JOB_NONE,
 	JOB_DSM,       /* gradients of one DSM batch, per worker */
 	JOB_CD,        /* gradients of one CD batch, per worker */
 	JOB_REDUCE,    /* sum worker gradients over a parameter slice */
 	JOB_UPDATE,    /* Adam and weight averaging over a parameter slice */
-	JOB_QUIT,
 };
 
 struct trainer;
@@ -88,8 +116,6 @@ struct trainer;
 struct worker {
 	struct trainer *tr;
 	unsigned id;
-	pthread_t thread;
-	bool started;
 	struct ebm_work work;
 	float *grad;      /* n_params */
 	float *z;         /* shard x d: data rows */
@@ -130,16 +156,15 @@ struct trainer {
 	uint64_t step;
 	size_t batch_start, batch_len;
 	enum job job;
-	/* pool */
+	/* the workers: scratch of each, and the threads that run them */
 	unsigned n_workers;
 	struct worker *workers;
-	pthread_mutex_t mu;
-	pthread_cond_t cv_start, cv_done;
-	uint64_t generation;
-	unsigned pending;
+	struct ebm_pool pool;
 };
 
-static inline uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
+/* A generator seed from the run's seed and three indices. */
+static inline uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b,
+		uint64_t c)
 {
 	uint64_t h = seed ^ 0x243f6a8885a308d3ull;
 	uint64_t parts[3] = {a, b, c};
@@ -151,8 +176,9 @@ static inline uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t 
 	return h;
 }
 
-static inline void shard(size_t len, unsigned n_workers, unsigned id, size_t *start,
-		size_t *count)
+/* Worker id's share [*start, *start + *count) of len items. */
+static inline void shard(size_t len, unsigned n_workers, unsigned id,
+		size_t *start, size_t *count)
 {
 	size_t a = len * id / n_workers;
 	size_t b = len * (id + 1) / n_workers;
@@ -160,15 +186,14 @@ static inline void shard(size_t len, unsigned n_workers, unsigned id, size_t *st
 	*count = b - a;
 }
 
-/* step.c: the job tr->job on worker w; the CD slots of the next batch. */
-void ebm_train_run_job(struct worker *w);
-void ebm_train_pick_slots(struct trainer *tr);
-
-/* pool.c: worker scratch and threads; runs tr->job on every worker (the
- * caller is worker 0) and waits. */
+/* step.c: the workers' scratch for batches of up to o->batch rows, and
+ * the pool (false if memory or a thread is short; finish is safe then). */
 bool ebm_train_workers_init(struct trainer *tr);
 void ebm_train_workers_finish(struct trainer *tr);
+/* step.c: runs tr->job on every worker and waits. */
 void ebm_train_dispatch(struct trainer *tr);
+/* step.c: the CD replay-buffer slots of the next batch. */
+void ebm_train_pick_slots(struct trainer *tr);
 
 /* base.c: standardization and the Gaussian base from the training rows. */
 bool ebm_train_fit_base(struct ebm_net *net, const float *x,
