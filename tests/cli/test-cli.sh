@@ -108,6 +108,46 @@ run "$EBMD_TRAIN" train --data "$THYROID" --out normal.ebm "${SMALL[@]}" \
 	--normal-only
 expect_rc 0 "train --normal-only"
 
+# ---- the prototype term: format version 2, and version 1 without it ----------
+
+version_of() { od -An -t u4 -j 8 -N 4 "$1" | tr -d ' '; }
+run "$EBMD_TRAIN" train --data "$THYROID" --out protos.ebm "${SMALL[@]}" \
+	--protos 64 --proto-alpha 0.5
+expect_rc 0 "train --protos 64 --proto-alpha 0.5"
+check "a model with prototypes is format version 2" \
+	test "$(version_of protos.ebm)" = 2
+run "$EBMD_TRAIN" train --data "$THYROID" --out protos2.ebm "${SMALL[@]}" \
+	--protos 64 --proto-alpha 0.5
+check "same seed: identical files with prototypes" cmp protos.ebm protos2.ebm
+run "$EBMD_TRAIN" train --data "$THYROID" --out noproto.ebm "${SMALL[@]}" \
+	--protos 0
+expect_rc 0 "train --protos 0"
+check "a model without prototypes is format version 1" \
+	test "$(version_of noproto.ebm)" = 1
+run "$EBMD_TRAIN" score --model protos.ebm --data "$THYROID"
+expect_rc 0 "score with a version-2 model"
+check "it scores every row" test "$(awk 'END { print NR - 1 }' "$TMP/out")" \
+	= "$N_ROWS"
+run "$EBMD_TRAIN" inspect protos.ebm
+expect_rc 0 "inspect a version-2 model"
+check "its training options record the prototype settings" "$PY" -c '
+import json, sys
+o = json.load(open(sys.argv[1]))["training_options"]
+assert o["protos"] == "64" and o["proto_alpha"] == "0.5", o
+' "$TMP/out"
+for bad in "--protos 65537" "--proto-alpha -1" "--proto-alpha 3" \
+		"--proto-iters 1001"; do
+	# shellcheck disable=SC2086
+	run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm $bad
+	expect_rc 2 "train $bad"
+	flag=${bad%% *}
+	expect_err "${flag#--}" "train $bad: the message names the flag"
+done
+run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm "${SMALL[@]}" \
+	--protos 64 --val-frac 0
+expect_rc 2 "train --protos with --val-frac 0"
+expect_err 'protos need validation rows' "the message says why"
+
 # ---- inspect -----------------------------------------------------------------
 
 run "$EBMD_TRAIN" inspect model.ebm
