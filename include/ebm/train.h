@@ -72,7 +72,7 @@ struct ebm_train_options {
 	uint32_t n_protos;        /* at most this many k-means centres */
 	uint32_t proto_iters;     /* Lloyd passes */
 	float proto_alpha;        /* bandwidth ~ local spacing^alpha, 0 = one h */
-	bool proto_alone;         /* F = g alone, the network weighted 0 */
+	float proto_net_weight;   /* lambda: F = lambda f / s_net + g / s_proto */
 	uint64_t seed;
 	uint32_t n_threads;       /* worker threads, >= 1 */
 	uint64_t created;         /* Unix seconds written to the file */

@@ -140,9 +140,10 @@ static const struct flag flags[] = {
 		"prototype j's bandwidth is h (r_j / median r)^X, r_j its distance"
 		" to the 5th nearest other prototype, h by held-out likelihood;"
 		" 0 = one bandwidth for all"),
-	{ "--proto-alone", KIND_BOOL, OPT(proto_alone), 0, 0, 0, NULL,
-		"the energy is the prototype term alone (the network gets weight"
-		" 0) instead of the tempered product of both" },
+	F("--proto-net-weight", proto_net_weight, NONNEGATIVE,
+		"with prototypes, the energy is X E_net / s_net + E_proto / s_proto,"
+		" s the interquartile range of each on the validation rows; 0 ="
+		" the prototype term alone"),
 };
 
 #undef U

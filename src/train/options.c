@@ -72,7 +72,7 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->n_protos = 0;
 	o->proto_iters = 10;
 	o->proto_alpha = 0.0f;
-	o->proto_alone = false;
+	o->proto_net_weight = 1.0f;
 	o->seed = 1;
 	o->n_threads = 1;
 	o->created = 0;
@@ -178,8 +178,10 @@ enum ebm_status ebm_train_options_validate(const struct ebm_train_options *o,
 	CHECK(isfinite(o->proto_alpha) && o->proto_alpha >= 0.0f &&
 			o->proto_alpha <= 2.0f,
 			"proto-alpha must be in [0, 2], got %g", (double)o->proto_alpha);
-	CHECK(!o->proto_alone || o->n_protos > 0,
-			"proto-alone needs prototypes (--protos > 0)");
+	CHECK(isfinite(o->proto_net_weight) && o->proto_net_weight >= 0.0f &&
+			o->proto_net_weight <= 100.0f,
+			"proto-net-weight must be in [0, 100], got %g",
+			(double)o->proto_net_weight);
 	CHECK(o->n_protos == 0 || o->val_frac > 0.0f,
 			"protos need validation rows to choose their bandwidth "
 			"(val-frac > 0)");
@@ -208,7 +210,7 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			"sigma_min=%.9g\nsigma_max=%.9g\nn_sigmas=%u\n"
 			"cd_steps=%u\ncd_step_size=%.9g\ncd_noise=%.9g\ncd_reinit=%.9g\n"
 			"cd_buffer=%u\ncd_energy_reg=%.9g\nprotos=%u\nproto_iters=%u\n"
-			"proto_alpha=%.9g\nproto_mix=%s\nseed=%llu\nthreads=%u\n",
+			"proto_alpha=%.9g\nproto_net_weight=%.9g\nseed=%llu\nthreads=%u\n",
 			ebm_objective_name(o->objective), hidden, o->n_members, o->epochs,
 			o->batch, (double)o->lr, (double)o->beta1, (double)o->beta2,
 			(double)o->weight_decay, (double)o->clip_norm,
@@ -221,7 +223,7 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			o->cd_steps, (double)o->cd_step_size, (double)o->cd_noise,
 			(double)o->cd_reinit, o->cd_buffer, (double)o->cd_energy_reg,
 			o->n_protos, o->proto_iters, (double)o->proto_alpha,
-			o->proto_alone ? "alone" : "product",
+			(double)o->proto_net_weight,
 			(unsigned long long)o->seed, o->n_threads);
 	if (n < 0 || n >= 4096) {
 		buf[0] = '\0';

@@ -413,7 +413,7 @@ enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
 	}
 	ebm_proto_eval(&p, d, zval, n_val, s, fg, NULL);
 	p.w_proto = (float)(1.0 / spread(fg, n_val));
-	p.w_net = o->proto_alone ? 0.0f : (float)(1.0 / spread(fn, n_val));
+	p.w_net = (float)(o->proto_net_weight / spread(fn, n_val));
 	ebm_proto_finish(&net->proto);
 	net->proto = p;
 out:

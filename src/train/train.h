@@ -215,9 +215,9 @@ enum ebm_status ebm_train_fit_protos(struct ebm_proto *p, uint32_t d,
 
 /*
  * Fits the prototypes (o->n_protos > 0) and attaches them to the trained
- * net as the tempered product F = f / s_net + g / s_proto, s the spread
- * of each term's values on the validation rows (w_net = 0 with
- * o->proto_alone).
+ * net as the tempered product F = lambda f / s_net + g / s_proto, lambda =
+ * o->proto_net_weight, s the spread of each term's values on the
+ * validation rows.
  */
 enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
 		const float *z, size_t n, const float *zval, size_t n_val,
