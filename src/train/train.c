@@ -543,7 +543,12 @@ enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
 		.t0 = ebm_now(),
 		.rows_total = (uint64_t)n_train * o->epochs * o->n_members,
 	};
-	for (uint32_t k = 0; k < o->n_members; k++) {
+	/* With prototypes and --proto-net-weight 0 the network has weight 0:
+	 * its members are not trained (all-zero MLPs, so f is the Gaussian
+	 * base alone). */
+	uint32_t n_fit = o->n_protos > 0 && o->proto_net_weight == 0.0f ? 0 :
+			o->n_members;
+	for (uint32_t k = 0; k < n_fit; k++) {
 		if (o->objective == EBM_OBJECTIVE_CD) {
 			/* A fresh replay buffer per member, started from noise. */
 			free(tr.buffer);
