@@ -32,6 +32,7 @@ static float *bimodal(size_t n, uint64_t seed)
 static void small_options(struct ebm_train_options *o)
 {
 	ebm_train_options_init(o);
+	o->n_protos = 0;   /* these tests train the network */
 	o->n_layers = 2;
 	o->hidden[0] = 32;
 	o->hidden[1] = 32;
