@@ -307,6 +307,7 @@ START_TEST(cd_buffer_smaller_than_batch)
 {
 	struct ebm_train_options o;
 	ebm_train_options_init(&o);
+	o.n_protos = 0;   /* cd trains the network: the network model */
 	o.objective = EBM_OBJECTIVE_CD;
 	o.batch = 256;
 	o.cd_buffer = 100;

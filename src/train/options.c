@@ -188,6 +188,11 @@ enum ebm_status ebm_train_options_validate(const struct ebm_train_options *o,
 			o->proto_net_weight <= 100.0f,
 			"proto-net-weight must be in [0, 100], got %g",
 			(double)o->proto_net_weight);
+	CHECK(o->objective != EBM_OBJECTIVE_CD || o->n_protos == 0 ||
+			o->proto_net_weight > 0.0f,
+			"objective cd trains the network, which has weight 0 with "
+			"prototypes and proto-net-weight 0: add --protos 0 (the "
+			"network alone) or --proto-net-weight > 0");
 	CHECK(o->n_protos == 0 || o->val_frac > 0.0f,
 			"protos need validation rows to choose their bandwidth "
 			"(val-frac > 0)");

@@ -364,6 +364,10 @@ run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm --objective cd \
 expect_rc 2 "train --objective cd with --cd-buffer below --batch"
 expect_err '^ebmd-train: cd-buffer \(10\) must be at least batch \(64\)' \
 	"the message names both values"
+run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm --objective cd
+expect_rc 2 "train --objective cd with the default prototypes"
+expect_err '^ebmd-train: objective cd trains the network, which has weight 0' \
+	"the message says the network would not count, and what to add"
 run "$EBMD_TRAIN" train --data "$THYROID"
 expect_rc 2 "train without --out"
 SOURCE_DATE_EPOCH=yesterday run "$EBMD_TRAIN" train --data "$THYROID" \
