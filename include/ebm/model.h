@@ -136,6 +136,8 @@ float ebm_model_alpha(const struct ebm_model *m);
 const char *ebm_model_objective(const struct ebm_model *m);
 size_t ebm_model_n_members(const struct ebm_model *m);
 size_t ebm_model_n_layers(const struct ebm_model *m);
+/* Prototypes of the prototype term; 0 for a model without one (version 1). */
+size_t ebm_model_n_protos(const struct ebm_model *m);
 size_t ebm_model_hidden(const struct ebm_model *m, size_t layer);
 const char *ebm_model_activation(const struct ebm_model *m);
 uint64_t ebm_model_created(const struct ebm_model *m);

@@ -449,8 +449,15 @@ static void report(const struct train_cli *c, const struct ebm_model *m,
 	char rate[32];
 	ebm_tool_format_count(seconds > 0 ? (double)rows * (double)epochs
 			/ seconds : 0, rate, sizeof(rate));
-	fprintf(stderr, "trained %" PRIu64 " rows x %" PRIu64 " epochs in %.1f s "
-			"(%s rows/s)\n", rows, epochs, seconds, rate);
+	if (epochs > 0) {
+		fprintf(stderr, "trained %" PRIu64 " rows x %" PRIu64 " epochs in "
+				"%.1f s (%s rows/s)\n", rows, epochs, seconds, rate);
+	}
+	if (ebm_model_n_protos(m) > 0) {
+		fprintf(stderr, "fitted %zu prototypes%s in %.1f s\n",
+				ebm_model_n_protos(m), epochs > 0 ? "" :
+				" (the network has weight 0 and was not trained)", seconds);
+	}
 	fprintf(stderr, "wrote %s (checksum %.12s, %zu reference rows)\n",
 			c->out, ebm_model_checksum(m), ebm_model_n_ref(m));
 }

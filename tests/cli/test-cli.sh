@@ -88,6 +88,15 @@ expect_err '^trained [0-9]+ rows x [0-9]+ epochs in [0-9.]+ s \([0-9,]+ rows/s\)
 expect_err '^wrote verbose\.ebm \(checksum [0-9a-f]{12}, [0-9]+ reference rows\)$' \
 	"train reports the file, checksum and reference rows"
 expect_err 'epoch [0-9]+/5' "train shows progress lines when not on a terminal"
+run "$EBMD_TRAIN" train --data "$THYROID" --out default.ebm --seed 7 --threads 1
+expect_rc 0 "train with the defaults, without --quiet"
+expect_err '^fitted [0-9]+ prototypes \(the network has weight 0 and was not trained\) in [0-9.]+ s$' \
+	"the default fits prototypes and says the network is not trained"
+if grep -q '^trained ' "$TMP/err"; then
+	not_ok "no network training is reported for the default"
+else
+	ok "no network training is reported for the default"
+fi
 run "$EBMD_TRAIN" train --data "$THYROID" --out model0.ebm "${SMALL[@]}" \
 	--protos 0
 check "same seed and SOURCE_DATE_EPOCH: identical files (--quiet or not)" \
