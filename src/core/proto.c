@@ -20,6 +20,10 @@
 
 /* Rows per chunk: bounds the distance scratch to CHUNK x n floats. */
 #define CHUNK 256
+/* Terms this far below the largest one are dropped: exp(-50) ~ 2e-22 of
+ * it, far below float resolution, and most of the n terms of a row are
+ * that small, so most exponentials are skipped. */
+#define NEGLIGIBLE 50.0
 
 bool ebm_proto_init(struct ebm_proto *p, uint32_t n, uint32_t d)
 {
@@ -111,7 +115,8 @@ void ebm_proto_eval(const struct ebm_proto *p, uint32_t d, const float *z,
 			}
 			double sum = 0.0;
 			for (size_t j = 0; j < k; j++) {
-				double e = exp((double)s[j] - mx);
+				double t = (double)s[j] - mx;
+				double e = t < -NEGLIGIBLE ? 0.0 : exp(t);
 				s[j] = (float)e;
 				sum += e;
 			}
