@@ -13,6 +13,7 @@
  * ours for the cores).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -369,7 +370,15 @@ static enum ebm_status assemble(struct trainer *tr, const float *x,
 	m->alpha = o->alpha;
 	m->created = o->created;
 	m->seed = o->seed;
-	m->objective = ebm_xstrdup(ebm_objective_name(o->objective));
+	/* What was fitted: "protos" for the prototype energy alone (no
+	 * network training), "dsm+protos" for a product, "dsm" or "cd". */
+	char objective[32];
+	snprintf(objective, sizeof(objective), "%s%s",
+			o->n_protos > 0 && o->proto_net_weight == 0.0f ? "" :
+			ebm_objective_name(o->objective),
+			o->n_protos == 0 ? "" : o->proto_net_weight == 0.0f ? "protos" :
+			"+protos");
+	m->objective = ebm_xstrdup(objective);
 	m->options = ebm_train_options_format(o);
 	if (names != NULL) {
 		m->feature_names = ebm_xcalloc(d, sizeof(char *));

@@ -179,7 +179,7 @@ assert d["features"] == 6, d["features"]
 assert d["feature_names"] == ["f%d" % i for i in range(6)], d["feature_names"]
 assert 0 < d["alpha"] < 1, d["alpha"]
 assert isinstance(d["reference_size"], int) and d["reference_size"] > 0
-assert d["objective"] in ("dsm", "cd"), d["objective"]
+assert d["objective"] == "protos", d["objective"]   # the default
 assert d["hidden"] == [32, 32], d["hidden"]
 assert d["created"] == "2023-11-14T22:13:20Z", d["created"]
 iso = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
