@@ -146,8 +146,10 @@ out:
 }
 
 /* Mean held-out log-likelihood, up to a constant, of the rows with squared
- * distances D (n x k) for bandwidths h * rel[j]: a[j] = lw[j] - d log(h
- * rel[j]) - D / (2 h^2 rel[j]^2); tmp holds k doubles. */
+ * distances D (n x k) for bandwidths h * rel[j]: the terms are a[j] -
+ * D c2[j], a[j] = lw[j] - d log(h rel[j]), c2[j] = 1 / (2 h^2 rel[j]^2)
+ * (a and c2 are scratch of k doubles). Terms 50 below the row's largest
+ * are dropped (exp(-50) ~ 2e-22), as in core/proto.c. */
 static double heldout_ll(const float *D, size_t n, size_t k,
 		const float *lw, const float *rel, uint32_t d, double h, double *a,
 		double *c2)
@@ -167,7 +169,8 @@ static double heldout_ll(const float *D, size_t n, size_t k,
 		}
 		double s = 0.0;
 		for (size_t j = 0; j < k; j++) {
-			s += exp(a[j] - r[j] * c2[j] - mx);
+			double t = a[j] - r[j] * c2[j] - mx;
+			s += t < -50.0 ? 0.0 : exp(t);
 		}
 		total += mx + log(s);
 	}
