@@ -312,7 +312,7 @@ def table(recipes, seeds, sets=SETS23, show=True):
         if not os.path.exists(path):
             continue
         st = dict(np.load(path))
-        for extra in ("_ebmd", "_v"):
+        for extra in ("_ebmd", "_v", "_v2", "_k4", "_w1", "_w5"):
             pe = os.path.join(CACHE, name + extra + ".npz")
             if os.path.exists(pe):
                 st.update(np.load(pe))
@@ -365,6 +365,25 @@ def main():
         recipes = ["knn"] + [r for r in a.recipes if r != "knn"]
         res = table(recipes, seeds, sets)
         summarize(res, recipes, seeds, a.per_set)
+    elif a.cmd == "cv":
+        # cross-validation over data sets: the recipe best on one half is
+        # reported on the other
+        recipes = [r for r in a.recipes if r != "knn"]
+        res = table(["knn"] + recipes, seeds, sets)
+        A, B = halves()
+        names = [s for s in SETS23 if all((s, r) in res for r in ["knn"] + recipes)]
+        m = lambda r, ss: np.mean([np.mean(res[(s, r)]) for s in names if s in ss])
+        ca = max(recipes, key=lambda r: m(r, A))
+        cb = max(recipes, key=lambda r: m(r, B))
+        oof = {s: np.mean(res[(s, cb if s in A else ca)]) for s in names}
+        inf = {s: np.mean(res[(s, ca if s in A else cb)]) for s in names}
+        knn = {s: np.mean(res[(s, "knn")]) for s in names}
+        print("%d sets; chosen on A: %s (A %.4f, B %.4f); chosen on B: %s (B %.4f, A %.4f)" % (
+            len(names), ca, m(ca, A), m(ca, B), cb, m(cb, B), m(cb, A)))
+        worst = min(names, key=lambda s: oof[s] - knn[s])
+        print("in-fold %.4f, out-of-fold %.4f, kNN %.4f (OOF %+.4f; worst %s %+.3f)" % (
+            np.mean(list(inf.values())), np.mean(list(oof.values())), np.mean(list(knn.values())),
+            np.mean(list(oof.values())) - np.mean(list(knn.values())), worst, oof[worst] - knn[worst]))
     elif a.cmd == "halves":
         A, B = halves()
         print("A:", ",".join(A))

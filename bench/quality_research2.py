@@ -19,8 +19,10 @@ spec = importlib.util.spec_from_file_location("qr", os.path.join(os.path.dirname
 qr = importlib.util.module_from_spec(spec); spec.loader.exec_module(qr)
 
 GRID = np.exp(np.linspace(np.log(0.02), np.log(8.0), 31))
-FS = (0.35, 0.5, 0.7, 1.0, 1.4)
-AS = (0.5, 1.0)
+FS = tuple(float(v) for v in os.environ.get("QR_FS", "1.0").split(","))  # 0.35 .. 1.4 measured on the 13: flat (+-0.0003)
+AS = tuple(float(v) for v in os.environ.get("QR_AS", "0.5,1.0").split(","))
+SFX = os.environ.get("QR_SFX", "_v")
+KMAX = int(os.environ.get("QR_K", "2048"))
 
 
 def kmeans(z, k, rng, iters=10):
@@ -63,7 +65,7 @@ def pick_h(Dv, logw, d, base, hvec=None):
 
 
 def run(name, seeds):
-    out = os.path.join(qr.CACHE, name + "_v.npz")
+    out = os.path.join(qr.CACHE, name + SFX + ".npz")
     store = dict(np.load(out)) if os.path.exists(out) else {}
     header, x, y = qr.load(name)
     tr, te = qr.split(y)
@@ -72,8 +74,10 @@ def run(name, seeds):
     sd[sd < 1e-12] = 1.0
     ztr, zte = (xtr - mu) / sd, (xte - mu) / sd
     d = ztr.shape[1]
+    z0tr, z0te = ztr, zte
     for seed in seeds:
-        if "kde_f1.0_s%d" % seed in store:
+        ztr, zte = z0tr, z0te
+        if "kde_h_s%d" % seed in store:
             continue
         t0 = time.perf_counter()
         rng = np.random.default_rng(seed)
@@ -81,15 +85,22 @@ def run(name, seeds):
         n_ref = max(50, min(5000, int(0.1 * len(ztr))))
         n_val = max(1, int(0.1 * len(ztr)))
         ref, val, fit = perm[:n_ref], perm[n_ref:n_ref + n_val], perm[n_ref + n_val:]
-        c, w = kmeans(ztr[fit], 2048, rng)
+        WH = os.environ.get("QR_WHITEN")
+        if WH:
+            # Mahalanobis metric: z -> z L, L L' = ((1-s) Cov + s I)^-1
+            sh = float(WH)
+            cov = np.cov(ztr[np.concatenate([fit, val])], rowvar=False)
+            L = np.linalg.cholesky(np.linalg.inv((1 - sh) * cov + sh * np.eye(d)))
+            ztr, zte = ztr @ L, zte @ L
+        c, w = kmeans(ztr[fit], KMAX, rng)
         logw = np.log(w / w.sum())
         Dv = qr.sqdist(ztr[val][:2000], c)
         base = max(np.median(np.sqrt(Dv.min(1))), 1e-3)
         h = pick_h(Dv, logw, d, base)
-        Dt = np.concatenate([qr.sqdist(zte[i:i + 2048], c) for i in range(0, len(zte), 2048)])
+        Dt = np.concatenate([qr.sqdist(zte[i:i + 2048], c) for i in range(0, len(zte), 2048)]).astype(np.float32)
         Dr = qr.sqdist(ztr[ref], c)
         for f in FS:
-            k = "kde_f%.2g_s%d" % (f, seed) if f != 1.0 else "kde_f1.0_s%d" % seed
+            k = ("kde_f%.2g_s%d" % (f, seed) if f != 1.0 else "kde_f1.0_s%d" % seed) if SFX == "_v" else "kde%s_s%d" % (SFX, seed)
             store[k] = -lse(Dt, logw, f * h)
             store[k + "_ref"] = -lse(Dr, logw, f * h)
         Dc = qr.sqdist(c, c)
@@ -100,7 +111,7 @@ def run(name, seeds):
             hv = r ** a
             hh = pick_h(Dv, logw, d, base, hv) * hv
             lw = logw - d * np.log(hh)
-            k = "vkde_a%.2g_s%d" % (a, seed)
+            k = "vkde_a%.2g%s_s%d" % (a, "" if SFX == "_v" else SFX, seed)
             store[k] = -lse(Dt, lw, hh)
             store[k + "_ref"] = -lse(Dr, lw, hh)
         store["kde_h_s%d" % seed] = np.array([h, base, len(c), time.perf_counter() - t0])

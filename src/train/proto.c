@@ -2,9 +2,9 @@
  * proto.c (train) — fits the prototype term of core/proto.c on
  * standardized training rows:
  *
- *   centres   k-means (Lloyd) from `max` distinct training rows drawn by
- *             the seed, `iters` passes; every training row itself when
- *             there are no more than `max`. Log weights are the log shares
+ *   centres   k-means (Lloyd) from `max` training rows drawn without
+ *             replacement by the seed, `iters` passes; every training row
+ *             itself when there are no more than `max`. Log weights are the log shares
  *             of rows nearest each centre; empty centres are dropped.
  *   bandwidth h_j = h (r_j / median r)^alpha, r_j the distance from
  *             centre j to its 5th nearest other centre (alpha = 0: one h
