@@ -4,8 +4,9 @@
  *
  *   centres   k-means (Lloyd) from `max` training rows drawn without
  *             replacement by the seed, `iters` passes; every training row
- *             itself when there are no more than `max`. Log weights are the log shares
- *             of rows nearest each centre; empty centres are dropped.
+ *             itself when there are no more than `max`. Log weights are
+ *             the log shares of rows nearest each centre; empty centres
+ *             are dropped.
  *   bandwidth h_j = h (r_j / median r)^alpha, r_j the distance from
  *             centre j to its 5th nearest other centre (alpha = 0: one h
  *             for all, a fixed-bandwidth KDE; alpha > 0 widens kernels
