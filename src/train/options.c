@@ -220,8 +220,7 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			"val_frac=%.9g\nalpha=%.9g\nprec_shrink=%.9g\nscaling=%s\n"
 			"sigma_min=%.9g\nsigma_max=%.9g\nn_sigmas=%u\n"
 			"cd_steps=%u\ncd_step_size=%.9g\ncd_noise=%.9g\ncd_reinit=%.9g\n"
-			"cd_buffer=%u\ncd_energy_reg=%.9g\nprotos=%u\nproto_iters=%u\n"
-			"proto_alpha=%.9g\nproto_net_weight=%.9g\nseed=%llu\nthreads=%u\n",
+			"cd_buffer=%u\ncd_energy_reg=%.9g\nseed=%llu\nthreads=%u\n",
 			ebm_objective_name(o->objective), hidden, o->n_members, o->epochs,
 			o->batch, (double)o->lr, (double)o->beta1, (double)o->beta2,
 			(double)o->weight_decay, (double)o->clip_norm,
@@ -233,9 +232,15 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			(double)o->sigma_min, (double)o->sigma_max, o->n_sigmas,
 			o->cd_steps, (double)o->cd_step_size, (double)o->cd_noise,
 			(double)o->cd_reinit, o->cd_buffer, (double)o->cd_energy_reg,
-			o->n_protos, o->proto_iters, (double)o->proto_alpha,
-			(double)o->proto_net_weight,
 			(unsigned long long)o->seed, o->n_threads);
+	/* Without prototypes the record is what it was before they existed,
+	 * so --protos 0 gives the earlier files byte for byte. */
+	if (n >= 0 && n < 4096 && o->n_protos > 0) {
+		n += snprintf(buf + n, 4096 - (size_t)n, "protos=%u\nproto_iters=%u\n"
+				"proto_alpha=%.9g\nproto_net_weight=%.9g\n", o->n_protos,
+				o->proto_iters, (double)o->proto_alpha,
+				(double)o->proto_net_weight);
+	}
 	if (n < 0 || n >= 4096) {
 		buf[0] = '\0';
 	}

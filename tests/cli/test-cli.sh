@@ -135,6 +135,13 @@ run "$EBMD_TRAIN" train --data "$THYROID" --out noproto.ebm "${SMALL[@]}" \
 expect_rc 0 "train --protos 0"
 check "a model without prototypes is format version 1" \
 	test "$(version_of noproto.ebm)" = 1
+run "$EBMD_TRAIN" inspect noproto.ebm
+check "and its options record has no prototype keys (the earlier bytes)" \
+	"$PY" -c '
+import json, sys
+o = json.load(open(sys.argv[1]))["training_options"]
+assert not [k for k in o if k.startswith("proto")], o
+' "$TMP/out"
 run "$EBMD_TRAIN" score --model protos.ebm --data "$THYROID"
 expect_rc 0 "score with a version-2 model"
 check "it scores every row" test "$(awk 'END { print NR - 1 }' "$TMP/out")" \
