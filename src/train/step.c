@@ -233,6 +233,33 @@ bool ebm_train_workers_init(struct trainer *tr)
 }
 
 /*
+ * A fresh replay buffer for member k, started from uniform noise over the
+ * clamp box, and a new shuffled order of its slots.
+ */
+bool ebm_train_replay_reset(struct trainer *tr, uint32_t k)
+{
+	size_t n = tr->o->cd_buffer, d = tr->d;
+	if (tr->buffer == NULL) {
+		tr->buffer = ebm_alloc_array(n * d, sizeof(float));
+		tr->slots = ebm_alloc_array(n, sizeof(size_t));
+		if (tr->buffer == NULL || tr->slots == NULL) {
+			return false;
+		}
+	}
+	ebm_rng_init(&tr->slot_rng, mix_seed(tr->o->seed, k, 0, 4));
+	for (size_t i = 0; i < n; i++) {
+		tr->slots[i] = i;
+		for (size_t j = 0; j < d; j++) {
+			tr->buffer[i * d + j] = tr->lo[j] + (tr->hi[j] - tr->lo[j]) *
+					(float)ebm_rng_uniform(&tr->slot_rng);
+		}
+	}
+	ebm_rng_shuffle(&tr->slot_rng, tr->slots, n);
+	tr->slot_pos = 0;
+	return true;
+}
+
+/*
  * The replay-buffer slots of the next CD batch: the next batch_len entries
  * of the member's slot permutation, cyclically, so that every slot is used
  * once per pass through the buffer. cd_buffer >= batch (validated) keeps

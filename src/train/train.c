@@ -559,27 +559,11 @@ enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
 			o->n_members;
 	for (uint32_t k = 0; k < n_fit; k++) {
 		if (o->objective == EBM_OBJECTIVE_CD) {
-			/* A fresh replay buffer per member, started from noise. */
-			free(tr.buffer);
-			free(tr.slots);
-			tr.buffer = ebm_alloc_array((size_t)o->cd_buffer * d,
-					sizeof(float));
-			tr.slots = ebm_alloc_array(o->cd_buffer, sizeof(size_t));
-			if (tr.buffer == NULL || tr.slots == NULL) {
+			if (!ebm_train_replay_reset(&tr, k)) {
 				st = ebm_error_set(err, EBM_STATUS_NOMEM,
 						"out of memory for the replay buffer");
 				goto out;
 			}
-			ebm_rng_init(&tr.slot_rng, mix_seed(o->seed, k, 0, 4));
-			for (size_t i = 0; i < o->cd_buffer; i++) {
-				tr.slots[i] = i;
-				for (size_t j = 0; j < d; j++) {
-					tr.buffer[i * d + j] = tr.lo[j] + (tr.hi[j] - tr.lo[j]) *
-							(float)ebm_rng_uniform(&tr.slot_rng);
-				}
-			}
-			ebm_rng_shuffle(&tr.slot_rng, tr.slots, o->cd_buffer);
-			tr.slot_pos = 0;
 		}
 		st = train_member(&tr, k, &val, &fs, err);
 		if (st != EBM_STATUS_OK) {

@@ -192,7 +192,9 @@ bool ebm_train_workers_init(struct trainer *tr);
 void ebm_train_workers_finish(struct trainer *tr);
 /* step.c: runs tr->job on every worker and waits. */
 void ebm_train_dispatch(struct trainer *tr);
-/* step.c: the CD replay-buffer slots of the next batch. */
+/* step.c: the CD replay buffer, fresh for member k (false: no memory),
+ * and the slots of the next batch. */
+bool ebm_train_replay_reset(struct trainer *tr, uint32_t k);
 void ebm_train_pick_slots(struct trainer *tr);
 
 /* base.c: standardization and the Gaussian base from the training rows. */
