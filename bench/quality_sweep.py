@@ -1,6 +1,10 @@
 #!/usr/bin/python3
 """bench/quality_sweep.py -- try ebmd-train option sets on the 13 big ADBench sets.
 
+(The older driver: bench/quality --config NAME=ARGS --reuse now does this on
+the 23 sets, with the cross-validation over data sets; this one stays for
+the cached results in sweep.jsonl.)
+
 Exploration helper for bench/quality (same DTE split, same scoring through
 `ebmd-train score`), with a cache so that a config x dataset x seed runs once:
 
@@ -35,7 +39,7 @@ loader.exec_module(Q)
 
 BIG = ["vowels", "letter", "cardio", "musk", "thyroid", "satimage-2", "satellite",
        "pendigits", "annthyroid", "mnist", "mammography", "magic_gamma", "shuttle"]
-DATA = os.path.join(ROOT, "..", "shared", "data", "adbench")
+DATA = Q.find_data_dir("")  # --data-dir, $EBMD_ADBENCH or ../shared next to the checkout
 CACHE = "/tmp/ebmd-sweep-data"
 RES = os.path.join(HERE, "results", "sweep.jsonl")
 BASE = os.path.join(HERE, "results", "sweep_base.json")

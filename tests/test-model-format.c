@@ -958,12 +958,12 @@ START_TEST(t_reject_newer_version)
 {
 	struct spec s;
 	spec_default(&s);
-	s.version = 2;
+	s.version = 3;
 	expect_spec_reject(&s, EBM_STATUS_FORMAT, "t.ebm: offset 8: unsupported "
-			"format version 2 (this build reads 1)", 8);
+			"format version 3 (this build reads 1 to 2)", 8);
 	s.version = 0;
 	expect_spec_reject(&s, EBM_STATUS_FORMAT, "t.ebm: offset 8: unsupported "
-			"format version 0 (this build reads 1)", 8);
+			"format version 0 (this build reads 1 to 2)", 8);
 	spec_finish(&s);
 }
 END_TEST

@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@ static float *bimodal(size_t n, uint64_t seed)
 static void small_options(struct ebm_train_options *o)
 {
 	ebm_train_options_init(o);
+	o->n_protos = 0;   /* these tests train the network */
 	o->n_layers = 2;
 	o->hidden[0] = 32;
 	o->hidden[1] = 32;
@@ -218,6 +220,121 @@ START_TEST(cd_ignores_patience)
 }
 END_TEST
 
+/* Replay-buffer use, recorded step by step through the trainer's probe. */
+struct coverage {
+	size_t n_buffer;
+	unsigned *visits;     /* per slot, over the whole run */
+	uint64_t *last_step;  /* per slot: the step that last used it, + 1 */
+	size_t steps, chains;
+	bool bad_slot, shared_in_step;
+};
+
+static void on_cd_step(void *user, uint32_t member, uint64_t step,
+		const size_t *slots, size_t n)
+{
+	struct coverage *c = user;
+	(void)member;
+	c->steps++;
+	c->chains += n;
+	for (size_t i = 0; i < n; i++) {
+		if (slots[i] >= c->n_buffer) {
+			c->bad_slot = true;
+			continue;
+		}
+		/* Two chains of one step in one slot: two workers would write it
+		 * at once. */
+		c->shared_in_step |= c->last_step[slots[i]] == step + 1;
+		c->last_step[slots[i]] = step + 1;
+		c->visits[slots[i]]++;
+	}
+}
+
+/*
+ * Persistent CD cycles through the whole replay buffer: after one epoch of
+ * 1,000 rows (800 trained on, 13 batches of 64) every one of 300 slots has
+ * been used, each two or three times, and never twice in one step. A
+ * buffer size that is not a multiple of the batch and two workers make
+ * the wrap-around and the split of a batch over workers count.
+ */
+START_TEST(cd_replay_buffer_every_slot)
+{
+	size_t n = 1000;
+	float *x = bimodal(n, 8);
+	struct ebm_train_options o;
+	small_options(&o);
+	o.objective = EBM_OBJECTIVE_CD;
+	o.epochs = 1;
+	o.cd_steps = 2;
+	o.cd_buffer = 300;
+	o.n_threads = 2;
+	struct coverage c = {
+		.n_buffer = o.cd_buffer,
+		.visits = calloc(o.cd_buffer, sizeof(unsigned)),
+		.last_step = calloc(o.cd_buffer, sizeof(uint64_t)),
+	};
+	struct ebm_train_probe probe = {.cd_step = on_cd_step, .user = &c};
+	struct ebm_model *m = NULL;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_fit_probed(&o, x, n, 2, NULL, NULL, NULL,
+			&probe, &m, &err), EBM_STATUS_OK);
+	ck_assert_uint_eq(c.steps, 13);
+	ck_assert_uint_eq(c.chains, 800);
+	ck_assert(!c.bad_slot);
+	ck_assert(!c.shared_in_step);
+	unsigned lo = UINT32_MAX, hi = 0;
+	size_t unused = 0;
+	for (size_t i = 0; i < o.cd_buffer; i++) {
+		lo = c.visits[i] < lo ? c.visits[i] : lo;
+		hi = c.visits[i] > hi ? c.visits[i] : hi;
+		unused += c.visits[i] == 0;
+	}
+	ck_assert_msg(unused == 0, "%zu of %u replay-buffer slots never used",
+			unused, o.cd_buffer);
+	ck_assert_msg(lo == 2 && hi == 3, "slot use between %u and %u times",
+			lo, hi);
+	ebm_model_destroy(m);
+	free(c.visits);
+	free(c.last_step);
+	free(x);
+}
+END_TEST
+
+/*
+ * Every chain of a CD batch needs a slot of its own: a buffer smaller than
+ * the batch is refused with both values named (dsm never uses it).
+ */
+START_TEST(cd_buffer_smaller_than_batch)
+{
+	struct ebm_train_options o;
+	ebm_train_options_init(&o);
+	o.n_protos = 0;   /* cd trains the network: the network model */
+	o.objective = EBM_OBJECTIVE_CD;
+	o.batch = 256;
+	o.cd_buffer = 100;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_options_validate(&o, &err),
+			EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert_str_eq(err.message, "cd-buffer (100) must be at least batch "
+			"(256): every chain of a batch needs its own slot");
+	o.cd_buffer = 256;
+	ck_assert_int_eq(ebm_train_options_validate(&o, &err), EBM_STATUS_OK);
+	o.objective = EBM_OBJECTIVE_DSM;
+	o.cd_buffer = 100;
+	ck_assert_int_eq(ebm_train_options_validate(&o, &err), EBM_STATUS_OK);
+	/* And through the trainer: nothing is trained. */
+	float *x = bimodal(400, 4);
+	small_options(&o);
+	o.objective = EBM_OBJECTIVE_CD;
+	o.cd_buffer = 10;
+	struct ebm_model *m = NULL;
+	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, NULL, NULL, &m, &err),
+			EBM_STATUS_INVALID_ARGUMENT);
+	ck_assert_ptr_null(m);
+	ck_assert(strstr(err.message, "cd-buffer (10)") != NULL);
+	free(x);
+}
+END_TEST
+
 START_TEST(rejects_bad_input)
 {
 	float *x = bimodal(400, 4);
@@ -353,6 +470,45 @@ START_TEST(ema_power)
 }
 END_TEST
 
+/* The pool runs fn once on every worker per run, the caller as worker 0,
+ * and is done with all of them when run returns. */
+struct pool_count {
+	unsigned calls[5];
+	pthread_t caller;
+	bool caller_not_0;
+};
+
+static void count_call(void *arg, unsigned id)
+{
+	struct pool_count *c = arg;
+	c->calls[id]++; /* each worker its own counter: no race */
+	if (id == 0 && !pthread_equal(pthread_self(), c->caller)) {
+		c->caller_not_0 = true;
+	}
+}
+
+START_TEST(pool_runs_every_worker)
+{
+	for (unsigned n = 1; n <= 5; n++) {
+		struct ebm_pool p;
+		ck_assert(ebm_pool_init(&p, n));
+		struct pool_count c = {.caller = pthread_self()};
+		for (unsigned r = 1; r <= 200; r++) {
+			ebm_pool_run(&p, count_call, &c);
+			for (unsigned i = 0; i < n; i++) {
+				ck_assert_uint_eq(c.calls[i], r);
+			}
+		}
+		ck_assert(!c.caller_not_0);
+		for (unsigned i = n; i < 5; i++) {
+			ck_assert_uint_eq(c.calls[i], 0);
+		}
+		ebm_pool_finish(&p);
+		ebm_pool_finish(&p); /* a second finish does nothing */
+	}
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("train");
@@ -363,10 +519,13 @@ static Suite *suite(void)
 	tcase_add_test(tc, same_seed_same_bytes);
 	tcase_add_test(tc, progress_and_cancel);
 	tcase_add_test(tc, cd_ignores_patience);
+	tcase_add_test(tc, cd_replay_buffer_every_slot);
+	tcase_add_test(tc, cd_buffer_smaller_than_batch);
 	tcase_add_test(tc, rejects_bad_input);
 	tcase_add_test(tc, constant_feature);
 	tcase_add_test(tc, robust_scale);
 	tcase_add_test(tc, ema_power);
+	tcase_add_test(tc, pool_runs_every_worker);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -8,13 +8,18 @@
  * members a sensible starting point. Every file also carries a reference set
  * of held-out normal rows (raw units) with their energies, sorted ascending,
  * from which score and p_value are derived (see ../../API.md section 1).
+ * Version 2 adds a prototype term: n_protos centres c_j (standardized units)
+ * with bandwidths h_j and log weights a_j, and the log-density becomes the
+ * tempered product  w_net * f(z) + w_proto * log sum_j exp(a_j -
+ * ||z - c_j||^2 / (2 h_j^2)).
  *
- * FILE FORMAT, version 1 (docs/model-format.md has the long form). Every
- * integer and float is little-endian; floats are IEEE-754 binary32.
+ * FILE FORMAT, versions 1 and 2 (docs/model-format.md has the long form).
+ * Every integer and float is little-endian; floats are IEEE-754 binary32.
+ * The writer uses version 1 for a model without prototypes.
  *
  *   offset size  field
  *   0      8     magic "EBMMODEL"
- *   8      4     u32 format version (1)
+ *   8      4     u32 format version (1 or 2)
  *   12     4     u32 byte-order mark 0x01020304 (bytes 04 03 02 01)
  *   16     8     u64 file size in bytes, checksum included
  *   24     4     u32 d, number of features          (1 .. 65536)
@@ -31,6 +36,9 @@
  *   ...          str[d] feature names if has_feature_names (1 .. 256 bytes,
  *                distinct, no control characters)
  *   ...          str training options, "key=value\n" lines (0 .. 65536 bytes)
+ *   ...    4     version 2 only: u32 n_protos           (1 .. 65536)
+ *   ...    4     version 2 only: f32 w_net              (finite, >= 0)
+ *   ...    4     version 2 only: f32 w_proto            (finite, > 0)
  *   ...          zero bytes up to the next multiple of 16 from the file start
  *   ...          f32 blob:
  *                  mean[d], scale[d] (every scale > 0),
@@ -38,6 +46,8 @@
  *                  K members of n_params floats each (layout in
  *                  src/core/core.h: per hidden layer W (h_out x h_in,
  *                  row-major) then b (h_out); then w_out (h_L), b_out (1)),
+ *                  version 2 only: protos[n_protos * d] (standardized),
+ *                  proto_logw[n_protos], proto_h[n_protos] (each > 0),
  *                  ref_rows[n_ref * d] (raw units),
  *                  ref_energy[n_ref] (non-decreasing)
  *   end-16 16    checksum: XXH3 128-bit hash of every preceding byte, in
@@ -61,12 +71,13 @@
 #include "ebm/ebm.h"
 
 #define EBM_MODEL_MAGIC "EBMMODEL"
-#define EBM_MODEL_FORMAT_VERSION 1u
+#define EBM_MODEL_FORMAT_VERSION 2u
 #define EBM_MODEL_MAX_FEATURES 65536u
 #define EBM_MODEL_MAX_MEMBERS 64u
 #define EBM_MODEL_MAX_LAYERS 16u
 #define EBM_MODEL_MAX_WIDTH 65536u
 #define EBM_MODEL_MAX_REF 10000000u
+#define EBM_MODEL_MAX_PROTOS 65536u
 #define EBM_MODEL_MAX_NAME 256u
 #define EBM_MODEL_MAX_OBJECTIVE 64u
 #define EBM_MODEL_MAX_OPTIONS 65536u
@@ -125,6 +136,8 @@ float ebm_model_alpha(const struct ebm_model *m);
 const char *ebm_model_objective(const struct ebm_model *m);
 size_t ebm_model_n_members(const struct ebm_model *m);
 size_t ebm_model_n_layers(const struct ebm_model *m);
+/* Prototypes of the prototype term; 0 for a model without one (version 1). */
+size_t ebm_model_n_protos(const struct ebm_model *m);
 size_t ebm_model_hidden(const struct ebm_model *m, size_t layer);
 const char *ebm_model_activation(const struct ebm_model *m);
 uint64_t ebm_model_created(const struct ebm_model *m);

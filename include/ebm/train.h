@@ -66,8 +66,13 @@ struct ebm_train_options {
 	float cd_step_size;       /* eps in x' = x + eps * grad f + noise */
 	float cd_noise;           /* standard deviation of the Langevin noise */
 	float cd_reinit;          /* fraction of chains restarted from noise */
-	uint32_t cd_buffer;       /* replay buffer rows */
+	uint32_t cd_buffer;       /* replay buffer rows, >= batch for cd */
 	float cd_energy_reg;      /* weight of f^2 penalty */
+	/* prototype term (0 prototypes: none, a version-1 model) */
+	uint32_t n_protos;        /* at most this many k-means centres */
+	uint32_t proto_iters;     /* Lloyd passes */
+	float proto_alpha;        /* bandwidth ~ local spacing^alpha, 0 = one h */
+	float proto_net_weight;   /* lambda: F = lambda f / s_net + g / s_proto */
 	uint64_t seed;
 	uint32_t n_threads;       /* worker threads, >= 1 */
 	uint64_t created;         /* Unix seconds written to the file */

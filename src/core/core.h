@@ -10,6 +10,12 @@
  *   base(z)  = -0.5 z' P z                          (P symmetric, fixed)
  *   m_k(z)   = w' h_L + c,  h_l = act(W_l h_{l-1} + b_l),  h_0 = z
  *
+ * With a prototype term (proto.n > 0, proto.c), the whole network is the
+ * tempered product
+ *   F(z) = w_net * f(z) + w_proto * g(z),
+ *   g(z) = log sum_j exp(a_j - ||z - c_j||^2 / (2 h_j^2))
+ * (see struct ebm_proto). Without one (proto.n == 0) F = f exactly.
+ *
  * Member parameter layout (n_params floats, contiguous): for l = 1..L,
  * W_l (h_l x h_{l-1}, row-major) then b_l (h_l); then w (h_L), then c (1).
  *
@@ -37,6 +43,24 @@ enum ebm_act {
 
 const char *ebm_act_name(enum ebm_act a);
 
+/*
+ * Learned prototypes: a mixture of n isotropic Gaussians in standardized
+ * units, centres c (n x d, row-major), bandwidths h (n), log weights logw
+ * (n; the mixture weight plus the normalizing -d log h_j), and the two
+ * weights of the tempered product. c_sq (||c_j||^2) and inv2h2
+ * (1 / (2 h_j^2)) are derived: call ebm_proto_update() after changing c
+ * or h.
+ */
+struct ebm_proto {
+	uint32_t n;
+	float w_net, w_proto;
+	float *c;
+	float *logw;
+	float *h;
+	float *c_sq;
+	float *inv2h2;
+};
+
 struct ebm_net {
 	uint32_t d;
 	uint32_t n_members;
@@ -48,6 +72,7 @@ struct ebm_net {
 	float *scale;     /* d, > 0 */
 	float *prec;      /* d x d, symmetric */
 	float *params;    /* n_members x n_params */
+	struct ebm_proto proto; /* n == 0: none */
 };
 
 /* Parameters of one member; 0 if the count overflows size_t. */
@@ -125,6 +150,23 @@ bool ebm_member_param_grad(const struct ebm_net *net, const float *params,
 bool ebm_member_dsm(const struct ebm_net *net, const float *params,
 		struct ebm_work *w, const float *z, const float *eps,
 		const float *sigma, size_t n, double *loss, float *grad);
+
+/* ---- prototype term (proto.c) ------------------------------------------ */
+
+/* Zeroed arrays for n prototypes of d features (n == 0: none, no arrays);
+ * every h_j, w_net and w_proto start at 1. False on overflow or
+ * allocation failure. */
+bool ebm_proto_init(struct ebm_proto *p, uint32_t n, uint32_t d);
+void ebm_proto_finish(struct ebm_proto *p);
+bool ebm_proto_copy(struct ebm_proto *dst, const struct ebm_proto *src,
+		uint32_t d);
+/* Recomputes c_sq and inv2h2 from c and h. */
+void ebm_proto_update(struct ebm_proto *p, uint32_t d);
+/* Floats of scratch ebm_proto_eval() needs for n rows. */
+size_t ebm_proto_scratch(const struct ebm_proto *p, uint32_t d, size_t n);
+/* g[i] = g(z_i) (without the weights); grad (may be NULL) = dg/dz. */
+void ebm_proto_eval(const struct ebm_proto *p, uint32_t d, const float *z,
+		size_t n, float *scratch, float *g, float *grad);
 
 /* ---- dense products (blas.c) --------------------------------------------
  * Row-major C = alpha * op(A) op(B) + beta * C with op(A) m x k, op(B) k x n.

@@ -516,6 +516,31 @@ bool ebm_member_dsm(const struct ebm_net *net, const float *params,
 
 /* ---- whole network ------------------------------------------------------------- */
 
+/* F = w_net * f + w_proto * g (core.h); the tape is no longer needed, so
+ * its scratch is reused. */
+static bool proto_term(const struct ebm_net *net, struct ebm_work *w,
+		const float *z, size_t n, float *f, float *g)
+{
+	const struct ebm_proto *p = &net->proto;
+	size_t d = net->d;
+	size_t extra = n + (g != NULL ? n * d : 0);
+	float *s = ebm_work_reserve(w, ebm_proto_scratch(p, net->d, n) + extra);
+	if (s == NULL) {
+		return false;
+	}
+	float *pf = s, *pg = g != NULL ? s + n : NULL;
+	ebm_proto_eval(p, net->d, z, n, s + extra, pf, pg);
+	for (size_t i = 0; i < n; i++) {
+		f[i] = p->w_net * f[i] + p->w_proto * pf[i];
+	}
+	if (g != NULL) {
+		for (size_t q = 0; q < n * d; q++) {
+			g[q] = p->w_net * g[q] + p->w_proto * pg[q];
+		}
+	}
+	return true;
+}
+
 static bool net_eval(const struct ebm_net *net, struct ebm_work *w,
 		const float *z, size_t n, float *f, float *g)
 {
@@ -548,7 +573,7 @@ static bool net_eval(const struct ebm_net *net, struct ebm_work *w,
 		}
 	}
 	base_term(net, z, n, t.PZ, f, g);
-	return true;
+	return net->proto.n == 0 || proto_term(net, w, z, n, f, g);
 }
 
 bool ebm_net_forward(const struct ebm_net *net, struct ebm_work *w,

@@ -80,6 +80,7 @@ void ebm_net_finish(struct ebm_net *net)
 	free(net->scale);
 	free(net->prec);
 	free(net->params);
+	ebm_proto_finish(&net->proto);
 	memset(net, 0, sizeof(*net));
 }
 
@@ -95,6 +96,10 @@ bool ebm_net_copy(struct ebm_net *dst, const struct ebm_net *src)
 	memcpy(dst->prec, src->prec, d * d * sizeof(float));
 	memcpy(dst->params, src->params,
 			src->n_params * src->n_members * sizeof(float));
+	if (!ebm_proto_copy(&dst->proto, &src->proto, src->d)) {
+		ebm_net_finish(dst);
+		return false;
+	}
 	return true;
 }
 

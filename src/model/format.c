@@ -185,12 +185,19 @@ struct shape {
 	uint32_t d, n_members, n_layers, act, n_ref;
 	float alpha;
 	uint32_t hidden[EBM_MODEL_MAX_LAYERS];
+	/* Version 2: the prototype term (0 prototypes: a version-1 file). */
+	uint32_t version, n_protos;
 };
+
+/* Version 2's prototype header after the options: u32 n, f32 w_net,
+ * f32 w_proto. */
+#define PROTO_HDR_BYTES 12u
 
 /* Float counts of each blob section, and the blob's size in bytes. */
 struct sizes {
 	uint64_t n_params;   /* per member */
 	uint64_t n_prec, n_all_params, n_ref_rows, n_floats;
+	uint64_t n_proto_c;  /* n_protos * d */
 	uint64_t blob_bytes;
 };
 
@@ -200,8 +207,10 @@ struct layout {
 	uint64_t has_names;
 	uint64_t names;
 	uint64_t options;
+	uint64_t proto_hdr;  /* version 2 only */
 	uint64_t pad;        /* first padding byte */
-	uint64_t mean, scale, prec, params, ref_rows, ref_energy;
+	uint64_t mean, scale, prec, params, protos, proto_logw, proto_h,
+			ref_rows, ref_energy;
 	uint64_t end;        /* end of the blob = start of the checksum */
 	uint64_t size;       /* whole file */
 };
@@ -289,11 +298,14 @@ static enum ebm_status compute_sizes(const struct shape *s, struct sizes *z,
 	z->n_params = np;
 	if (!mul64(s->d, s->d, &z->n_prec) ||
 			!mul64(s->n_members, np, &z->n_all_params) ||
-			!mul64(s->n_ref, s->d, &z->n_ref_rows)) {
+			!mul64(s->n_ref, s->d, &z->n_ref_rows) ||
+			!mul64(s->n_protos, s->d, &z->n_proto_c)) {
 		goto overflow;
 	}
 	uint64_t n = 2u * (uint64_t)s->d;
 	if (!add64(n, z->n_prec, &n) || !add64(n, z->n_all_params, &n) ||
+			!add64(n, z->n_proto_c, &n) || !add64(n, s->n_protos, &n) ||
+			!add64(n, s->n_protos, &n) ||
 			!add64(n, z->n_ref_rows, &n) || !add64(n, s->n_ref, &n) ||
 			!mul64(n, sizeof(float), &z->blob_bytes)) {
 		goto overflow;
@@ -312,7 +324,10 @@ static void blob_offsets(struct layout *lay, uint64_t blob, const struct shape *
 	lay->scale = lay->mean + 4u * (uint64_t)s->d;
 	lay->prec = lay->scale + 4u * (uint64_t)s->d;
 	lay->params = lay->prec + 4u * z->n_prec;
-	lay->ref_rows = lay->params + 4u * z->n_all_params;
+	lay->protos = lay->params + 4u * z->n_all_params;
+	lay->proto_logw = lay->protos + 4u * z->n_proto_c;
+	lay->proto_h = lay->proto_logw + 4u * s->n_protos;
+	lay->ref_rows = lay->proto_h + 4u * s->n_protos;
 	lay->ref_energy = lay->ref_rows + 4u * z->n_ref_rows;
 	lay->end = blob + z->blob_bytes;
 	lay->size = lay->end + CHECKSUM_BYTES;
@@ -415,6 +430,43 @@ static enum ebm_status check_finite(const float *v, uint64_t n,
 	return EBM_STATUS_OK;
 }
 
+/* Version 2's prototype term: finite centres and log weights, every
+ * bandwidth finite and > 0, w_net >= 0, w_proto > 0. */
+static enum ebm_status check_protos(const struct ebm_model *m,
+		const struct sizes *z, const struct layout *lay, const char *origin,
+		struct ebm_error *err)
+{
+	const struct ebm_proto *p = &m->net.proto;
+	enum ebm_status st;
+	if (p->n == 0) {
+		return EBM_STATUS_OK;
+	}
+	if (!(isfinite(p->w_net) && p->w_net >= 0.0f)) {
+		return fail_at(err, EBM_STATUS_FORMAT, origin, lay->proto_hdr + 4,
+				"network weight is %.9g, must be finite and >= 0",
+				(double)p->w_net);
+	}
+	if (!(isfinite(p->w_proto) && p->w_proto > 0.0f)) {
+		return fail_at(err, EBM_STATUS_FORMAT, origin, lay->proto_hdr + 8,
+				"prototype weight is %.9g, must be finite and > 0",
+				(double)p->w_proto);
+	}
+	if ((st = check_finite(p->c, z->n_proto_c, lay->protos, "protos",
+			origin, err)) ||
+			(st = check_finite(p->logw, p->n, lay->proto_logw, "proto_logw",
+			origin, err))) {
+		return st;
+	}
+	for (uint32_t j = 0; j < p->n; j++) {
+		if (!(isfinite(p->h[j]) && p->h[j] > 0.0f)) {
+			return fail_at(err, EBM_STATUS_FORMAT, origin,
+					lay->proto_h + 4u * j, "proto_h[%" PRIu32 "] is %.9g, "
+					"must be finite and > 0", j, (double)p->h[j]);
+		}
+	}
+	return EBM_STATUS_OK;
+}
+
 /* The blob: every float finite, scale > 0, P symmetric, energies sorted. */
 static enum ebm_status check_values(const struct ebm_model *m,
 		const struct sizes *z, const struct layout *lay, const char *origin,
@@ -463,6 +515,9 @@ static enum ebm_status check_values(const struct ebm_model *m,
 			"ref_energy", origin, err))) {
 		return st;
 	}
+	if ((st = check_protos(m, z, lay, origin, err))) {
+		return st;
+	}
 	for (uint64_t i = 1; i < m->n_ref; i++) {
 		if (m->ref_energy[i] < m->ref_energy[i - 1]) {
 			return fail_at(err, EBM_STATUS_FORMAT, origin,
@@ -484,6 +539,10 @@ static void shape_of(const struct ebm_model *m, struct shape *s)
 	s->act = (uint32_t)m->net.act;
 	s->n_ref = m->n_ref;
 	s->alpha = m->alpha;
+	/* The lowest version that holds the model: without prototypes the
+	 * file is byte for byte what version 1 wrote. */
+	s->n_protos = m->net.proto.n;
+	s->version = s->n_protos > 0 ? 2u : 1u;
 	if (s->n_layers <= EBM_MODEL_MAX_LAYERS) {
 		memcpy(s->hidden, m->net.hidden, s->n_layers * sizeof(uint32_t));
 	}
@@ -506,6 +565,10 @@ static bool plan(const struct ebm_model *m, const struct shape *s,
 	}
 	lay->options = pos;
 	pos += 4 + (m->options ? strlen(m->options) : 0);
+	lay->proto_hdr = pos;
+	if (s->version >= 2) {
+		pos += PROTO_HDR_BYTES;
+	}
 	lay->pad = pos;
 	pos += pad_to_align(pos);
 	if (pos > UINT64_MAX - z->blob_bytes - CHECKSUM_BYTES) {
@@ -551,6 +614,16 @@ enum ebm_status ebm_model_check(const struct ebm_model *m,
 						i);
 			}
 		}
+	}
+	if (s.n_protos > EBM_MODEL_MAX_PROTOS) {
+		return fail(err, EBM_STATUS_LIMIT, origin, UINT64_MAX,
+				"%" PRIu32 " prototypes, over the limit of %u", s.n_protos,
+				EBM_MODEL_MAX_PROTOS);
+	}
+	if (s.n_protos > 0 && (net->proto.c == NULL ||
+			net->proto.logw == NULL || net->proto.h == NULL)) {
+		return fail(err, EBM_STATUS_INVALID_ARGUMENT, origin, UINT64_MAX,
+				"model is not fully built (prototype arrays missing)");
 	}
 	if (!plan(m, &s, &z, &lay)) {
 		return fail(err, EBM_STATUS_LIMIT, origin, UINT64_MAX,
@@ -643,7 +716,7 @@ enum ebm_status ebm_model_serialize(const struct ebm_model *m,
 		return fail_nomem(err, origin);
 	}
 	memcpy(p + OFF_MAGIC, EBM_MODEL_MAGIC, 8);
-	put_u32(p + OFF_VERSION, EBM_MODEL_FORMAT_VERSION);
+	put_u32(p + OFF_VERSION, s.version);
 	put_u32(p + OFF_BOM, BOM_LITTLE);
 	put_u64(p + OFF_SIZE, lay.size);
 	put_u32(p + OFF_D, s.d);
@@ -666,10 +739,21 @@ enum ebm_status ebm_model_serialize(const struct ebm_model *m,
 		}
 	}
 	pos = put_str(p, pos, m->options);
+	const struct ebm_proto *pr = &m->net.proto;
+	if (s.version >= 2) {
+		put_u32(p + pos, pr->n);
+		put_f32(p + pos + 4, pr->w_net);
+		put_f32(p + pos + 8, pr->w_proto);
+	}
 	pos = put_floats(p, lay.mean, m->net.mean, s.d);
 	pos = put_floats(p, pos, m->net.scale, s.d);
 	pos = put_floats(p, pos, m->net.prec, z.n_prec);
 	pos = put_floats(p, pos, m->net.params, z.n_all_params);
+	if (s.n_protos > 0) {
+		pos = put_floats(p, pos, pr->c, z.n_proto_c);
+		pos = put_floats(p, pos, pr->logw, s.n_protos);
+		pos = put_floats(p, pos, pr->h, s.n_protos);
+	}
 	pos = put_floats(p, pos, m->ref_rows, z.n_ref_rows);
 	pos = put_floats(p, pos, m->ref_energy, s.n_ref);
 	digest(p, (size_t)pos, p + pos);
@@ -798,15 +882,15 @@ static enum ebm_status check_envelope(const uint8_t *p, size_t size,
 	}
 	uint32_t version = get_u32(p + OFF_VERSION);
 	uint32_t bom = get_u32(p + OFF_BOM);
-	if (version != EBM_MODEL_FORMAT_VERSION) {
+	if (version < 1 || version > EBM_MODEL_FORMAT_VERSION) {
 		/* A big-endian writer's version 1 reads as 0x01000000 here. */
 		if (bom == BOM_BIG) {
 			return fail_at(err, EBM_STATUS_FORMAT, origin, OFF_BOM,
 					"file is big-endian");
 		}
 		return fail_at(err, EBM_STATUS_FORMAT, origin, OFF_VERSION,
-				"unsupported format version %" PRIu32 " (this build reads %u)",
-				version, EBM_MODEL_FORMAT_VERSION);
+				"unsupported format version %" PRIu32 " (this build reads 1 "
+				"to %u)", version, EBM_MODEL_FORMAT_VERSION);
 	}
 	if (bom == BOM_BIG) {
 		return fail_at(err, EBM_STATUS_FORMAT, origin, OFF_BOM,
@@ -836,6 +920,72 @@ static enum ebm_status check_envelope(const uint8_t *p, size_t size,
 	return EBM_STATUS_OK;
 }
 
+/* Steps over one length-prefixed string. */
+static enum ebm_status skip_str(struct cursor *c, const char *what)
+{
+	uint32_t len;
+	enum ebm_status st = read_u32(c, what, &len);
+	if (st != EBM_STATUS_OK) {
+		return st;
+	}
+	if (len > c->end - c->pos) {
+		return fail_at(c->err, EBM_STATUS_FORMAT, c->origin, c->pos - 4,
+				"%s: %" PRIu32 " bytes run past the end of the file", what,
+				len);
+	}
+	c->pos += len;
+	return EBM_STATUS_OK;
+}
+
+/*
+ * Version 2: reads and checks the prototype count, which follows the
+ * strings, by stepping over them on a copy of the cursor (parse() reads
+ * and checks them afterwards), so that the blob can be sized first.
+ */
+static enum ebm_status peek_protos(const struct cursor *c0, struct shape *s,
+		struct layout *lay)
+{
+	struct cursor c = *c0;
+	enum ebm_status st;
+	uint32_t has_names = 0;
+	if ((st = skip_str(&c, "the objective")) ||
+			(st = read_u32(&c, "has_feature_names", &has_names))) {
+		return st;
+	}
+	if (has_names > 1) {
+		return fail_at(c.err, EBM_STATUS_FORMAT, c.origin, c.pos - 4,
+				"has_feature_names is %" PRIu32 ", must be 0 or 1",
+				has_names);
+	}
+	for (uint32_t i = 0; has_names && i < s->d; i++) {
+		if ((st = skip_str(&c, "a feature name"))) {
+			return st;
+		}
+	}
+	if ((st = skip_str(&c, "the training options"))) {
+		return st;
+	}
+	lay->proto_hdr = c.pos;
+	if ((st = read_u32(&c, "the prototype count", &s->n_protos))) {
+		return st;
+	}
+	if (s->n_protos == 0) {
+		return fail_at(c.err, EBM_STATUS_FORMAT, c.origin, lay->proto_hdr,
+				"prototype count is 0 in a version-2 file, must be at "
+				"least 1");
+	}
+	if (s->n_protos > EBM_MODEL_MAX_PROTOS) {
+		return fail_at(c.err, EBM_STATUS_LIMIT, c.origin, lay->proto_hdr,
+				"prototype count is %" PRIu32 ", over the limit of %u",
+				s->n_protos, EBM_MODEL_MAX_PROTOS);
+	}
+	if (PROTO_HDR_BYTES - 4 > c.end - c.pos) {
+		return fail_at(c.err, EBM_STATUS_FORMAT, c.origin, c.pos,
+				"unexpected end of file in the prototype header");
+	}
+	return EBM_STATUS_OK;
+}
+
 /* Fills m (allocated, zeroed) from a file that passed check_envelope. */
 static enum ebm_status parse(const uint8_t *p, size_t size,
 		const char *origin, struct ebm_model *m, struct ebm_error *err)
@@ -851,6 +1001,7 @@ static enum ebm_status parse(const uint8_t *p, size_t size,
 	size_t len;
 
 	memset(&s, 0, sizeof(s));
+	s.version = get_u32(p + OFF_VERSION);
 	s.d = get_u32(p + OFF_D);
 	s.n_members = get_u32(p + OFF_MEMBERS);
 	s.n_layers = get_u32(p + OFF_LAYERS);
@@ -865,8 +1016,15 @@ static enum ebm_status parse(const uint8_t *p, size_t size,
 			return st;
 		}
 	}
-	if ((st = check_hidden(&s, origin, err)) ||
-			(st = compute_sizes(&s, &z, origin, err))) {
+	if ((st = check_hidden(&s, origin, err))) {
+		return st;
+	}
+	/* Version 2: the prototype count sits after the strings; find it
+	 * before sizing the blob (the strings are re-read below). */
+	if (s.version >= 2 && (st = peek_protos(&c, &s, &lay))) {
+		return st;
+	}
+	if ((st = compute_sizes(&s, &z, origin, err))) {
 		return st;
 	}
 	/*
@@ -880,7 +1038,8 @@ static enum ebm_status parse(const uint8_t *p, size_t size,
 				c.end - c.pos);
 	}
 	if (!ebm_net_init(&m->net, s.d, s.n_members, s.n_layers, s.hidden,
-			(enum ebm_act)s.act)) {
+			(enum ebm_act)s.act) ||
+			!ebm_proto_init(&m->net.proto, s.n_protos, s.d)) {
 		return fail_nomem(err, origin);
 	}
 	m->alpha = s.alpha;
@@ -932,6 +1091,13 @@ static enum ebm_status parse(const uint8_t *p, size_t size,
 			EBM_MODEL_MAX_OPTIONS, true, lay.options, origin, err))) {
 		return st;
 	}
+	lay.proto_hdr = c.pos;
+	if (s.version >= 2) {
+		/* n was checked by peek_protos() */
+		m->net.proto.w_net = get_f32(p + c.pos + 4);
+		m->net.proto.w_proto = get_f32(p + c.pos + 8);
+		c.pos += PROTO_HDR_BYTES;
+	}
 	lay.pad = c.pos;
 	uint64_t n_pad = pad_to_align(c.pos);
 	if (n_pad > c.end - c.pos) {
@@ -961,6 +1127,12 @@ static enum ebm_status parse(const uint8_t *p, size_t size,
 	get_floats(m->net.scale, p + lay.scale, s.d);
 	get_floats(m->net.prec, p + lay.prec, z.n_prec);
 	get_floats(m->net.params, p + lay.params, z.n_all_params);
+	if (s.n_protos > 0) {
+		get_floats(m->net.proto.c, p + lay.protos, z.n_proto_c);
+		get_floats(m->net.proto.logw, p + lay.proto_logw, s.n_protos);
+		get_floats(m->net.proto.h, p + lay.proto_h, s.n_protos);
+		ebm_proto_update(&m->net.proto, s.d);
+	}
 	get_floats(m->ref_rows, p + lay.ref_rows, z.n_ref_rows);
 	get_floats(m->ref_energy, p + lay.ref_energy, s.n_ref);
 	if ((st = check_values(m, &z, &lay, origin, err))) {

@@ -137,6 +137,11 @@ size_t ebm_model_n_members(const struct ebm_model *m)
 	return m->net.n_members;
 }
 
+size_t ebm_model_n_protos(const struct ebm_model *m)
+{
+	return m->net.proto.n;
+}
+
 size_t ebm_model_n_layers(const struct ebm_model *m)
 {
 	return m->net.n_layers;

@@ -125,11 +125,25 @@ static const struct flag flags[] = {
 	F("--cd-step-size", cd_step_size, POSITIVE, "cd: Langevin step size"),
 	F("--cd-noise", cd_noise, NONNEGATIVE,
 		"cd: standard deviation of the Langevin noise"),
-	U("--cd-buffer", cd_buffer, 1, UINT32_MAX, "cd: replay buffer rows"),
+	U("--cd-buffer", cd_buffer, 1, UINT32_MAX, "cd: replay buffer rows (>= --batch)"),
 	F("--cd-reinit", cd_reinit, UNIT,
 		"cd: share of chains restarted from noise"),
 	F("--cd-energy-reg", cd_energy_reg, NONNEGATIVE,
 		"cd: weight of the f^2 penalty"),
+	U("--protos", n_protos, 0, EBM_MODEL_MAX_PROTOS,
+		"most learned prototypes (k-means centres of the training rows, or"
+		" every row if fewer) in the energy's prototype term; 0 = none"
+		" (the network alone, a version-1 model file)"),
+	U("--proto-iters", proto_iters, 0, 1000,
+		"k-means passes fitting the prototypes"),
+	F("--proto-alpha", proto_alpha, NONNEGATIVE,
+		"prototype j's bandwidth is h (r_j / median r)^X, r_j its distance"
+		" to the 5th nearest other prototype, h by held-out likelihood;"
+		" 0 = one bandwidth for all"),
+	F("--proto-net-weight", proto_net_weight, NONNEGATIVE,
+		"with prototypes, the energy is X E_net / s_net + E_proto / s_proto,"
+		" s the interquartile range of each on the validation rows; 0 ="
+		" the prototype term alone"),
 };
 
 #undef U
@@ -435,8 +449,15 @@ static void report(const struct train_cli *c, const struct ebm_model *m,
 	char rate[32];
 	ebm_tool_format_count(seconds > 0 ? (double)rows * (double)epochs
 			/ seconds : 0, rate, sizeof(rate));
-	fprintf(stderr, "trained %" PRIu64 " rows x %" PRIu64 " epochs in %.1f s "
-			"(%s rows/s)\n", rows, epochs, seconds, rate);
+	if (epochs > 0) {
+		fprintf(stderr, "trained %" PRIu64 " rows x %" PRIu64 " epochs in "
+				"%.1f s (%s rows/s)\n", rows, epochs, seconds, rate);
+	}
+	if (ebm_model_n_protos(m) > 0) {
+		fprintf(stderr, "fitted %zu prototypes%s in %.1f s\n",
+				ebm_model_n_protos(m), epochs > 0 ? "" :
+				" (the network has weight 0 and was not trained)", seconds);
+	}
 	fprintf(stderr, "wrote %s (checksum %.12s, %zu reference rows)\n",
 			c->out, ebm_model_checksum(m), ebm_model_n_ref(m));
 }

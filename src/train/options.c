@@ -69,6 +69,16 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->cd_reinit = 0.05f;
 	o->cd_buffer = 10000;
 	o->cd_energy_reg = 0.01f;
+	/* The default energy is the prototype term alone: at most 2048 k-means
+	 * centres with bandwidths growing with the local spacing of the
+	 * centres (alpha 1.5), the network untrained and weighted 0. Chosen
+	 * by cross-validation over the 23 ADBench sets; see
+	 * bench/results/quality_notes.md (issue 9). --protos 0 is the
+	 * network model of before. */
+	o->n_protos = 2048;
+	o->proto_iters = 10;
+	o->proto_alpha = 1.5f;
+	o->proto_net_weight = 0.0f;
 	o->seed = 1;
 	o->n_threads = 1;
 	o->created = 0;
@@ -161,8 +171,31 @@ enum ebm_status ebm_train_options_validate(const struct ebm_train_options *o,
 			"cd-reinit must be in [0, 1], got %g", (double)o->cd_reinit);
 	CHECK(o->cd_buffer >= 1 && o->cd_buffer <= 10000000,
 			"cd-buffer must be 1..10000000, got %u", o->cd_buffer);
+	CHECK(o->objective != EBM_OBJECTIVE_CD || o->cd_buffer >= o->batch,
+			"cd-buffer (%u) must be at least batch (%u): every chain of a "
+			"batch needs its own slot", o->cd_buffer, o->batch);
 	CHECK(isfinite(o->cd_energy_reg) && o->cd_energy_reg >= 0.0f,
 			"cd-energy-reg must be >= 0, got %g", (double)o->cd_energy_reg);
+	CHECK(o->n_protos <= EBM_MODEL_MAX_PROTOS,
+			"protos must be 0..%u (0 = none), got %u", EBM_MODEL_MAX_PROTOS,
+			o->n_protos);
+	CHECK(o->proto_iters <= 1000, "proto-iters must be 0..1000, got %u",
+			o->proto_iters);
+	CHECK(isfinite(o->proto_alpha) && o->proto_alpha >= 0.0f &&
+			o->proto_alpha <= 2.0f,
+			"proto-alpha must be in [0, 2], got %g", (double)o->proto_alpha);
+	CHECK(isfinite(o->proto_net_weight) && o->proto_net_weight >= 0.0f &&
+			o->proto_net_weight <= 100.0f,
+			"proto-net-weight must be in [0, 100], got %g",
+			(double)o->proto_net_weight);
+	CHECK(o->objective != EBM_OBJECTIVE_CD || o->n_protos == 0 ||
+			o->proto_net_weight > 0.0f,
+			"objective cd trains the network, which has weight 0 with "
+			"prototypes and proto-net-weight 0: add --protos 0 (the "
+			"network alone) or --proto-net-weight > 0");
+	CHECK(o->n_protos == 0 || o->val_frac > 0.0f,
+			"protos need validation rows to choose their bandwidth "
+			"(val-frac > 0)");
 	CHECK(o->n_threads >= 1 && o->n_threads <= 256,
 			"threads must be 1..256, got %u", o->n_threads);
 	return EBM_STATUS_OK;
@@ -207,6 +240,14 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			fl[12], fl[13], o->n_sigmas, o->cd_steps, fl[14], fl[15],
 			fl[16], o->cd_buffer, fl[17],
 			(unsigned long long)o->seed, o->n_threads);
+	/* Without prototypes the record is what it was before they existed,
+	 * so --protos 0 gives the earlier files byte for byte. */
+	if (n >= 0 && n < 4096 && o->n_protos > 0) {
+		n += snprintf(buf + n, 4096 - (size_t)n, "protos=%u\nproto_iters=%u\n"
+				"proto_alpha=%.9g\nproto_net_weight=%.9g\n", o->n_protos,
+				o->proto_iters, (double)o->proto_alpha,
+				(double)o->proto_net_weight);
+	}
 	if (n < 0 || n >= 4096) {
 		buf[0] = '\0';
 	}

@@ -1,8 +1,9 @@
 /*
  * train.c — ebm_train_fit: split the rows, fit standardization and the
- * Gaussian base, train each MLP member with DSM or CD on a small pool of
- * worker threads, keep the best weight average by held-out denoising loss,
- * and assemble the model with its scored reference set.
+ * Gaussian base (base.c), train each MLP member with DSM or CD, one step
+ * at a time over a small pool of worker threads (step.c, pool.c), keep the
+ * best weight average by held-out denoising loss, and assemble the model
+ * with its scored reference set.
  *
  * Determinism: every random draw comes from a generator seeded by (seed,
  * member, step, worker), a batch is split over workers the same way every
@@ -12,7 +13,7 @@
  * ours for the cores).
  */
 #include <math.h>
-#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,96 +25,8 @@
 #define MIN_ROWS 20
 /* Rows of the validation set evaluated per call (bounds scratch size). */
 #define VAL_CHUNK 1024
-/* Per-coordinate drift clip and clamp margin (standardized units) of the
- * CD chains. */
-#define CD_GRAD_CLIP 5.0f
-#define CD_MARGIN 1.0f
-
-enum job {
-	JOB_NONE,
-	JOB_DSM,       /* gradients of one DSM batch, per worker */
-	JOB_CD,        /* gradients of one CD batch, per worker */
-	JOB_REDUCE,    /* sum worker gradients over a parameter slice */
-	JOB_UPDATE,    /* Adam and weight averaging over a parameter slice */
-	JOB_QUIT,
-};
-
-struct trainer;
-
-struct worker {
-	struct trainer *tr;
-	unsigned id;
-	pthread_t thread;
-	bool started;
-	struct ebm_work work;
-	float *grad;      /* n_params */
-	float *z;         /* shard x d: data rows */
-	float *eps;       /* shard x d: DSM noise */
-	float *sigma;     /* shard */
-	float *zs;        /* shard x d: CD samples */
-	float *m;         /* 2 x shard: CD outputs */
-	float *df;        /* 2 x shard: CD row weights */
-	float *chain;     /* chain scratch */
-	double loss;
-	double sumsq;     /* JOB_REDUCE: squared norm of its slice */
-	bool ok;
-};
-
-struct trainer {
-	const struct ebm_train_options *o;
-	struct ebm_net net;        /* shape, standardization, base; params of
-	                            * all members as they are finished */
-	size_t d, n_params;
-	const float *ztrain;       /* standardized training rows */
-	size_t n_train;
-	size_t *order;             /* shuffled row order of this epoch */
-	float *sigmas;             /* the noise ladder */
-	float *lo, *hi;            /* CD clamp box */
-	float *buffer;             /* CD replay buffer, cd_buffer x d */
-	size_t *slots;             /* CD buffer slot permutation */
-	size_t slot_pos;
-	struct ebm_rng slot_rng;
-	/* the current job */
-	float *params;             /* member being trained */
-	float *grad;               /* reduced gradient (JOB_REDUCE) */
-	float *ema;                /* averaged weights, NULL when off */
-	struct ebm_adam adam;
-	struct ebm_adam_step astep;
-	uint32_t member;
-	uint64_t step;
-	size_t batch_start, batch_len;
-	enum job job;
-	/* pool */
-	unsigned n_workers;
-	struct worker *workers;
-	pthread_mutex_t mu;
-	pthread_cond_t cv_start, cv_done;
-	uint64_t generation;
-	unsigned pending;
-};
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
-{
-	uint64_t h = seed ^ 0x243f6a8885a308d3ull;
-	uint64_t parts[3] = {a, b, c};
-	for (int i = 0; i < 3; i++) {
-		h ^= parts[i] + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-		h *= 0xff51afd7ed558ccdull;
-		h ^= h >> 33;
-	}
-	return h;
-}
-
-static void shard(size_t len, unsigned n_workers, unsigned id, size_t *start,
-		size_t *count)
-{
-	size_t a = len * id / n_workers;
-	size_t b = len * (id + 1) / n_workers;
-	*start = a;
-	*count = b - a;
-}
 
 static bool all_finite(const float *p, size_t n)
 {
@@ -125,444 +38,7 @@ static bool all_finite(const float *p, size_t n)
 	return true;
 }
 
-/* ---- per-worker jobs --------------------------------------------------------- */
-
-static void gather(const struct trainer *tr, size_t first, size_t count,
-		float *z)
-{
-	for (size_t i = 0; i < count; i++) {
-		size_t row = tr->order[tr->batch_start + first + i];
-		memcpy(z + i * tr->d, tr->ztrain + row * tr->d, tr->d * sizeof(float));
-	}
-}
-
-static bool job_dsm(struct worker *w)
-{
-	struct trainer *tr = w->tr;
-	size_t first, count;
-	shard(tr->batch_len, tr->n_workers, w->id, &first, &count);
-	if (count == 0) {
-		return true;
-	}
-	struct ebm_rng rng;
-	ebm_rng_init(&rng, mix_seed(tr->o->seed, tr->member, tr->step, w->id));
-	gather(tr, first, count, w->z);
-	ebm_rng_normal_fill(&rng, w->eps, count * tr->d);
-	for (size_t i = 0; i < count; i++) {
-		w->sigma[i] = tr->sigmas[ebm_rng_below(&rng, tr->o->n_sigmas)];
-	}
-	return ebm_member_dsm(&tr->net, tr->params, &w->work, w->z, w->eps,
-			w->sigma, count, &w->loss, w->grad);
-}
-
-struct oracle {
-	const struct ebm_net *net;
-	const float *params;
-	struct ebm_work *work;
-};
-
-static bool oracle_fn(void *user, const float *z, size_t n, float *f, float *g)
-{
-	struct oracle *o = user;
-	return ebm_member_input_grad(o->net, o->params, o->work, z, n, f, g);
-}
-
-static bool job_cd(struct worker *w)
-{
-	struct trainer *tr = w->tr;
-	const struct ebm_train_options *o = tr->o;
-	size_t d = tr->d;
-	size_t first, count;
-	shard(tr->batch_len, tr->n_workers, w->id, &first, &count);
-	if (count == 0) {
-		return true;
-	}
-	struct ebm_rng rng;
-	ebm_rng_init(&rng, mix_seed(o->seed, tr->member, tr->step, w->id));
-	gather(tr, first, count, w->z);
-	/* Chains: from the replay buffer, or (cd_reinit of them) from noise
-	 * spread over the clamp box. Slots were picked by the main thread. */
-	for (size_t i = 0; i < count; i++) {
-		size_t slot = tr->slots[(tr->slot_pos + first + i) % o->cd_buffer];
-		float *zs = w->zs + i * d;
-		if (ebm_rng_uniform(&rng) < o->cd_reinit) {
-			for (size_t j = 0; j < d; j++) {
-				zs[j] = tr->lo[j] + (tr->hi[j] - tr->lo[j]) *
-						(float)ebm_rng_uniform(&rng);
-			}
-		} else {
-			memcpy(zs, tr->buffer + slot * d, d * sizeof(float));
-		}
-	}
-	struct oracle orc = {&tr->net, tr->params, &w->work};
-	struct ebm_chain_opts co = {
-		.sampler = EBM_SAMPLER_LANGEVIN,
-		.n_steps = o->cd_steps,
-		.step_size = o->cd_step_size,
-		.noise = o->cd_noise,
-		.grad_clip = CD_GRAD_CLIP,
-		.lo = tr->lo,
-		.hi = tr->hi,
-	};
-	uint64_t acc, prop;
-	if (!ebm_chain_run(oracle_fn, &orc, &co, &rng, w->zs, count, d, w->chain,
-				&acc, &prop)) {
-		return false;
-	}
-	for (size_t i = 0; i < count; i++) {
-		size_t slot = tr->slots[(tr->slot_pos + first + i) % o->cd_buffer];
-		memcpy(tr->buffer + slot * d, w->zs + i * d, d * sizeof(float));
-	}
-	/* loss = mean m(samples) - mean m(data) + reg (mean m_d^2 + mean m_s^2):
-	 * row weights df = d loss / d m. */
-	float *md = w->m, *ms = w->m + count;
-	if (!ebm_member_mlp(&tr->net, tr->params, &w->work, w->z, count, md) ||
-			!ebm_member_mlp(&tr->net, tr->params, &w->work, w->zs, count,
-					ms)) {
-		return false;
-	}
-	float inv_b = 1.0f / (float)tr->batch_len;
-	double loss = 0.0;
-	for (size_t i = 0; i < count; i++) {
-		w->df[i] = inv_b * (-1.0f + 2.0f * o->cd_energy_reg * md[i]);
-		w->df[count + i] = inv_b * (1.0f + 2.0f * o->cd_energy_reg * ms[i]);
-		loss += inv_b * ((double)ms[i] - (double)md[i] + o->cd_energy_reg *
-				((double)md[i] * md[i] + (double)ms[i] * ms[i]));
-	}
-	w->loss = loss;
-	return ebm_member_param_grad(&tr->net, tr->params, &w->work, w->z, count,
-			w->df, NULL, w->grad) &&
-			ebm_member_param_grad(&tr->net, tr->params, &w->work, w->zs,
-					count, w->df + count, NULL, w->grad);
-}
-
-static void job_reduce(struct worker *w)
-{
-	struct trainer *tr = w->tr;
-	size_t begin, len;
-	shard(tr->n_params, tr->n_workers, w->id, &begin, &len);
-	size_t end = begin + len;
-	memcpy(tr->grad + begin, tr->workers[0].grad + begin,
-			len * sizeof(float));
-	for (unsigned t = 1; t < tr->n_workers; t++) {
-		const float *g = tr->workers[t].grad;
-		for (size_t q = begin; q < end; q++) {
-			tr->grad[q] += g[q];
-		}
-	}
-	w->sumsq = ebm_sumsq(tr->grad, begin, end);
-}
-
-static void job_update(struct worker *w)
-{
-	struct trainer *tr = w->tr;
-	size_t begin, len;
-	shard(tr->n_params, tr->n_workers, w->id, &begin, &len);
-	ebm_adam_update(&tr->adam, &tr->astep, tr->params, tr->grad, begin,
-			begin + len);
-	if (tr->ema != NULL) {
-		ebm_ema_update(tr->ema, tr->params, begin, begin + len,
-				tr->o->ema_decay, tr->o->ema_power, tr->astep.t - 1);
-	}
-}
-
-static void run_job(struct worker *w)
-{
-	switch (w->tr->job) {
-	case JOB_DSM:
-	case JOB_CD:
-		memset(w->grad, 0, w->tr->n_params * sizeof(float));
-		w->loss = 0.0;
-		w->ok = w->tr->job == JOB_DSM ? job_dsm(w) : job_cd(w);
-		break;
-	case JOB_REDUCE:
-		job_reduce(w);
-		break;
-	case JOB_UPDATE:
-		job_update(w);
-		break;
-	case JOB_NONE:
-	case JOB_QUIT:
-		break;
-	}
-}
-
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-	struct trainer *tr = w->tr;
-	uint64_t seen = 0;
-	for (;;) {
-		pthread_mutex_lock(&tr->mu);
-		while (tr->generation == seen) {
-			pthread_cond_wait(&tr->cv_start, &tr->mu);
-		}
-		seen = tr->generation;
-		enum job job = tr->job;
-		pthread_mutex_unlock(&tr->mu);
-		if (job == JOB_QUIT) {
-			return NULL;
-		}
-		run_job(w);
-		pthread_mutex_lock(&tr->mu);
-		if (--tr->pending == 0) {
-			pthread_cond_signal(&tr->cv_done);
-		}
-		pthread_mutex_unlock(&tr->mu);
-	}
-}
-
-/* Runs tr->job on every worker (the caller is worker 0) and waits. */
-static void dispatch(struct trainer *tr)
-{
-	pthread_mutex_lock(&tr->mu);
-	tr->pending = tr->n_workers - 1;
-	tr->generation++;
-	pthread_cond_broadcast(&tr->cv_start);
-	pthread_mutex_unlock(&tr->mu);
-	if (tr->job == JOB_QUIT) {
-		return; /* workers exit without reporting; the caller joins them */
-	}
-	run_job(&tr->workers[0]);
-	pthread_mutex_lock(&tr->mu);
-	while (tr->pending > 0) {
-		pthread_cond_wait(&tr->cv_done, &tr->mu);
-	}
-	pthread_mutex_unlock(&tr->mu);
-}
-
-/* ---- setup and teardown ------------------------------------------------------- */
-
-static void workers_finish(struct trainer *tr)
-{
-	if (tr->workers == NULL) {
-		return;
-	}
-	tr->job = JOB_QUIT;
-	dispatch(tr);
-	for (unsigned i = 0; i < tr->n_workers; i++) {
-		struct worker *w = &tr->workers[i];
-		if (w->started) {
-			pthread_join(w->thread, NULL);
-		}
-		ebm_work_finish(&w->work);
-		free(w->grad);
-		free(w->z);
-		free(w->eps);
-		free(w->sigma);
-		free(w->zs);
-		free(w->m);
-		free(w->df);
-		free(w->chain);
-	}
-	free(tr->workers);
-	tr->workers = NULL;
-	pthread_mutex_destroy(&tr->mu);
-	pthread_cond_destroy(&tr->cv_start);
-	pthread_cond_destroy(&tr->cv_done);
-}
-
-static bool workers_init(struct trainer *tr)
-{
-	unsigned n = tr->o->n_threads;
-	if (n > tr->o->batch) {
-		n = tr->o->batch;
-	}
-	tr->n_workers = n;
-	tr->workers = calloc(n, sizeof(*tr->workers));
-	if (tr->workers == NULL) {
-		return false;
-	}
-	pthread_mutex_init(&tr->mu, NULL);
-	pthread_cond_init(&tr->cv_start, NULL);
-	pthread_cond_init(&tr->cv_done, NULL);
-	size_t rows = (tr->o->batch + n - 1) / n;
-	size_t d = tr->d;
-	bool ok = true;
-	for (unsigned i = 0; i < n; i++) {
-		struct worker *w = &tr->workers[i];
-		w->tr = tr;
-		w->id = i;
-		ebm_work_init(&w->work);
-		w->grad = ebm_alloc_array(tr->n_params, sizeof(float));
-		w->z = ebm_alloc_array(rows * d, sizeof(float));
-		w->eps = ebm_alloc_array(rows * d, sizeof(float));
-		w->sigma = ebm_alloc_array(rows, sizeof(float));
-		w->zs = ebm_alloc_array(rows * d, sizeof(float));
-		w->m = ebm_alloc_array(2 * rows, sizeof(float));
-		w->df = ebm_alloc_array(2 * rows, sizeof(float));
-		w->chain = ebm_alloc_array(4 * rows * d + 2 * rows, sizeof(float));
-		ok = ok && w->grad && w->z && w->eps && w->sigma && w->zs && w->m &&
-				w->df && w->chain;
-	}
-	for (unsigned i = 1; ok && i < n; i++) {
-		ok = pthread_create(&tr->workers[i].thread, NULL, worker_main,
-				&tr->workers[i]) == 0;
-		tr->workers[i].started = ok;
-	}
-	return ok;
-}
-
-bool ebm_spd_inverse(double *a, size_t d)
-{
-	/* Cholesky a = L L' in the lower triangle. */
-	for (size_t j = 0; j < d; j++) {
-		double s = a[j * d + j];
-		for (size_t k = 0; k < j; k++) {
-			s -= a[j * d + k] * a[j * d + k];
-		}
-		if (!(s > 0.0)) {
-			return false;
-		}
-		double ljj = sqrt(s);
-		a[j * d + j] = ljj;
-		for (size_t i = j + 1; i < d; i++) {
-			double t = a[i * d + j];
-			for (size_t k = 0; k < j; k++) {
-				t -= a[i * d + k] * a[j * d + k];
-			}
-			a[i * d + j] = t / ljj;
-		}
-	}
-	/* Invert L in place (lower triangle). */
-	for (size_t j = 0; j < d; j++) {
-		a[j * d + j] = 1.0 / a[j * d + j];
-		for (size_t i = j + 1; i < d; i++) {
-			double t = 0.0;
-			for (size_t k = j; k < i; k++) {
-				t -= a[i * d + k] * a[k * d + j];
-			}
-			a[i * d + j] = t / a[i * d + i];
-		}
-	}
-	/* a^-1 = L^-T L^-1; fill both triangles. */
-	for (size_t i = 0; i < d; i++) {
-		for (size_t j = 0; j <= i; j++) {
-			double t = 0.0;
-			for (size_t k = i; k < d; k++) {
-				t += a[k * d + i] * a[k * d + j];
-			}
-			a[j * d + i] = t; /* upper triangle: L entries no longer read */
-		}
-	}
-	for (size_t i = 0; i < d; i++) {
-		for (size_t j = 0; j < i; j++) {
-			a[i * d + j] = a[j * d + i];
-		}
-	}
-	return true;
-}
-
-static int float_cmp(const void *a, const void *b)
-{
-	float x = *(const float *)a, y = *(const float *)b;
-	return (x > y) - (x < y);
-}
-
-/* The q-quantile of sorted v[0..n-1], linear between order statistics. */
-static double quantile(const float *v, size_t n, double q)
-{
-	double at = q * (double)(n - 1);
-	size_t i = (size_t)at;
-	if (i + 1 >= n) {
-		return v[n - 1];
-	}
-	return v[i] + (at - (double)i) * ((double)v[i + 1] - v[i]);
-}
-
-/*
- * Robust centre and scale of each feature: median and IQR / 1.349 (the
- * standard deviation of a normal with that IQR). A feature whose IQR is
- * (nearly) zero, as a mostly constant or binary one often is, keeps its
- * standard deviation sd[j], or 1 when that is zero too.
- */
-static bool robust_scale(struct ebm_net *net, const float *x,
-		const size_t *rows, size_t n, const double *mean, const double *sd)
-{
-	size_t d = net->d;
-	float *col = ebm_alloc_array(n, sizeof(float));
-	if (col == NULL) {
-		return false;
-	}
-	for (size_t j = 0; j < d; j++) {
-		for (size_t i = 0; i < n; i++) {
-			col[i] = x[rows[i] * d + j];
-		}
-		qsort(col, n, sizeof(float), float_cmp);
-		double med = quantile(col, n, 0.5);
-		double iqr = (quantile(col, n, 0.75) - quantile(col, n, 0.25)) /
-				1.349;
-		double tiny = 1e-6 * fmax(1.0, fabs(mean[j]));
-		net->mean[j] = (float)med;
-		net->scale[j] = iqr > tiny ? (float)iqr
-				: (sd[j] > tiny ? (float)sd[j] : 1.0f);
-	}
-	free(col);
-	return true;
-}
-
-/*
- * Standardization (mean and standard deviation, or with `robust` median
- * and IQR) and the base precision P = ((1 - s) Cov(z) + s I)^-1 from the
- * training rows.
- */
-static bool fit_base(struct ebm_net *net, const float *x, const size_t *rows,
-		size_t n, float shrink, bool robust)
-{
-	size_t d = net->d;
-	double *mean = calloc(d, sizeof(double));
-	double *sd = calloc(d, sizeof(double));
-	double *cov = ebm_alloc_array(d * d, sizeof(double));
-	if (mean == NULL || sd == NULL || cov == NULL) {
-		free(mean);
-		free(sd);
-		free(cov);
-		return false;
-	}
-	for (size_t i = 0; i < n; i++) {
-		for (size_t j = 0; j < d; j++) {
-			mean[j] += x[rows[i] * d + j];
-		}
-	}
-	for (size_t j = 0; j < d; j++) {
-		mean[j] /= (double)n;
-	}
-	memset(cov, 0, d * d * sizeof(double));
-	for (size_t i = 0; i < n; i++) {
-		const float *r = x + rows[i] * d;
-		for (size_t a = 0; a < d; a++) {
-			double da = r[a] - mean[a];
-			for (size_t b = 0; b <= a; b++) {
-				cov[a * d + b] += da * (r[b] - mean[b]);
-			}
-		}
-	}
-	for (size_t j = 0; j < d; j++) {
-		sd[j] = sqrt(cov[j * d + j] / (double)n);
-		/* A constant feature keeps scale 1: it then standardizes to 0. */
-		net->mean[j] = (float)mean[j];
-		net->scale[j] = sd[j] > 1e-6 * fmax(1.0, fabs(mean[j])) ? (float)sd[j]
-				: 1.0f;
-	}
-	bool ok = !robust || robust_scale(net, x, rows, n, mean, sd);
-	for (size_t a = 0; a < d; a++) {
-		for (size_t b = 0; b <= a; b++) {
-			double c = cov[a * d + b] / (double)n /
-					((double)net->scale[a] * (double)net->scale[b]);
-			double v = (1.0 - shrink) * c + (a == b ? shrink : 0.0);
-			cov[a * d + b] = v;
-			cov[b * d + a] = v;
-		}
-	}
-	ok = ok && ebm_spd_inverse(cov, d);
-	for (size_t q = 0; ok && q < d * d; q++) {
-		net->prec[q] = (float)cov[q];
-	}
-	free(mean);
-	free(sd);
-	free(cov);
-	return ok;
-}
+/* ---- a new member ------------------------------------------------------------ */
 
 static void init_member(const struct ebm_net *net, float *p, uint64_t seed)
 {
@@ -653,6 +129,7 @@ struct fit_state {
 	uint64_t rows_total;   /* planned, for the ETA */
 };
 
+
 static float lr_at(const struct ebm_train_options *o, uint64_t step,
 		uint64_t total)
 {
@@ -714,11 +191,16 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 			tr->batch_len = tr->n_train - b < o->batch ? tr->n_train - b
 					: o->batch;
 			tr->step = step;
-			if (tr->job == JOB_CD) {
-				tr->slot_pos = (tr->slot_pos + o->batch) % o->cd_buffer;
+			if (grad_job == JOB_CD) {
+				ebm_train_pick_slots(tr);
 			}
 			tr->job = grad_job;
-			dispatch(tr);
+			ebm_train_dispatch(tr);
+			if (grad_job == JOB_CD && tr->probe != NULL &&
+					tr->probe->cd_step != NULL) {
+				tr->probe->cd_step(tr->probe->user, k, step, tr->cd_used,
+						tr->batch_len);
+			}
 			double loss = 0.0;
 			for (unsigned t = 0; t < tr->n_workers; t++) {
 				struct worker *w = &tr->workers[t];
@@ -730,7 +212,7 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 				loss += w->loss;
 			}
 			tr->job = JOB_REDUCE;
-			dispatch(tr);
+			ebm_train_dispatch(tr);
 			double sumsq = 0.0;
 			for (unsigned t = 0; t < tr->n_workers; t++) {
 				sumsq += tr->workers[t].sumsq;
@@ -762,7 +244,7 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 				.grad_scale = scale,
 			};
 			tr->job = JOB_UPDATE;
-			dispatch(tr);
+			ebm_train_dispatch(tr);
 			epoch_loss += loss * (double)tr->batch_len;
 			fs->rows_done += tr->batch_len;
 		}
@@ -888,7 +370,15 @@ static enum ebm_status assemble(struct trainer *tr, const float *x,
 	m->alpha = o->alpha;
 	m->created = o->created;
 	m->seed = o->seed;
-	m->objective = ebm_xstrdup(ebm_objective_name(o->objective));
+	/* What was fitted: "protos" for the prototype energy alone (no
+	 * network training), "dsm+protos" for a product, "dsm" or "cd". */
+	char objective[32];
+	snprintf(objective, sizeof(objective), "%s%s",
+			o->n_protos > 0 && o->proto_net_weight == 0.0f ? "" :
+			ebm_objective_name(o->objective),
+			o->n_protos == 0 ? "" : o->proto_net_weight == 0.0f ? "protos" :
+			"+protos");
+	m->objective = ebm_xstrdup(objective);
 	m->options = ebm_train_options_format(o);
 	if (names != NULL) {
 		m->feature_names = ebm_xcalloc(d, sizeof(char *));
@@ -948,6 +438,16 @@ enum ebm_status ebm_train_fit(const struct ebm_train_options *opt,
 		const char *const *feature_names, ebm_train_progress_fn progress,
 		void *user, struct ebm_model **out, struct ebm_error *err)
 {
+	return ebm_train_fit_probed(opt, x, n_rows, d, feature_names, progress,
+			user, NULL, out, err);
+}
+
+enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
+		const float *x, size_t n_rows, size_t d,
+		const char *const *feature_names, ebm_train_progress_fn progress,
+		void *user, const struct ebm_train_probe *probe,
+		struct ebm_model **out, struct ebm_error *err)
+{
 	*out = NULL;
 	enum ebm_status st = check_input(x, n_rows, d, opt, err);
 	if (st != EBM_STATUS_OK) {
@@ -959,6 +459,7 @@ enum ebm_status ebm_train_fit(const struct ebm_train_options *opt,
 	memset(&tr, 0, sizeof(tr));
 	tr.o = o;
 	tr.d = d;
+	tr.probe = probe;
 	float *z = NULL;
 	size_t *idx = ebm_alloc_array(n_rows, sizeof(size_t));
 	/* Split: reference set, validation set, training rows (shuffled). */
@@ -998,7 +499,7 @@ enum ebm_status ebm_train_fit(const struct ebm_train_options *opt,
 		goto out;
 	}
 	tr.n_params = tr.net.n_params;
-	if (!fit_base(&tr.net, x, train_rows, n_train, o->prec_shrink,
+	if (!ebm_train_fit_base(&tr.net, x, train_rows, n_train, o->prec_shrink,
 				o->robust_scale)) {
 		st = ebm_error_set(err, EBM_STATUS_NUMERIC,
 				"the covariance of the training rows is not positive "
@@ -1011,8 +512,9 @@ enum ebm_status ebm_train_fit(const struct ebm_train_options *opt,
 	tr.sigmas = ebm_alloc_array(o->n_sigmas, sizeof(float));
 	tr.lo = ebm_alloc_array(d, sizeof(float));
 	tr.hi = ebm_alloc_array(d, sizeof(float));
+	tr.cd_used = ebm_alloc_array(o->batch, sizeof(size_t));
 	if (z == NULL || tr.order == NULL || tr.sigmas == NULL || tr.lo == NULL ||
-			tr.hi == NULL || !workers_init(&tr)) {
+			tr.hi == NULL || tr.cd_used == NULL || !ebm_train_workers_init(&tr)) {
 		st = ebm_error_set(err, EBM_STATUS_NOMEM,
 				"out of memory for training buffers");
 		goto out;
@@ -1050,38 +552,34 @@ enum ebm_status ebm_train_fit(const struct ebm_train_options *opt,
 		.t0 = ebm_now(),
 		.rows_total = (uint64_t)n_train * o->epochs * o->n_members,
 	};
-	for (uint32_t k = 0; k < o->n_members; k++) {
+	/* With prototypes and --proto-net-weight 0 the network has weight 0:
+	 * its members are not trained (all-zero MLPs, so f is the Gaussian
+	 * base alone). */
+	uint32_t n_fit = o->n_protos > 0 && o->proto_net_weight == 0.0f ? 0 :
+			o->n_members;
+	for (uint32_t k = 0; k < n_fit; k++) {
 		if (o->objective == EBM_OBJECTIVE_CD) {
-			/* A fresh replay buffer per member, started from noise. */
-			free(tr.buffer);
-			free(tr.slots);
-			tr.buffer = ebm_alloc_array((size_t)o->cd_buffer * d,
-					sizeof(float));
-			tr.slots = ebm_alloc_array(o->cd_buffer, sizeof(size_t));
-			if (tr.buffer == NULL || tr.slots == NULL) {
+			if (!ebm_train_replay_reset(&tr, k)) {
 				st = ebm_error_set(err, EBM_STATUS_NOMEM,
 						"out of memory for the replay buffer");
 				goto out;
 			}
-			ebm_rng_init(&tr.slot_rng, mix_seed(o->seed, k, 0, 4));
-			for (size_t i = 0; i < o->cd_buffer; i++) {
-				tr.slots[i] = i;
-				for (size_t j = 0; j < d; j++) {
-					tr.buffer[i * d + j] = tr.lo[j] + (tr.hi[j] - tr.lo[j]) *
-							(float)ebm_rng_uniform(&tr.slot_rng);
-				}
-			}
-			ebm_rng_shuffle(&tr.slot_rng, tr.slots, o->cd_buffer);
-			tr.slot_pos = 0;
 		}
 		st = train_member(&tr, k, &val, &fs, err);
 		if (st != EBM_STATUS_OK) {
 			goto out;
 		}
 	}
+	if (o->n_protos > 0) {
+		st = ebm_train_protos(&tr.net, &tr.workers[0].work, z, n_train,
+				z + n_train * d, n_val, o, err);
+		if (st != EBM_STATUS_OK) {
+			goto out;
+		}
+	}
 	st = assemble(&tr, x, ref_rows, n_ref, feature_names, out, err);
 out:
-	workers_finish(&tr);
+	ebm_train_workers_finish(&tr);
 	val_finish(&val);
 	ebm_net_finish(&tr.net);
 	free(z);
@@ -1092,5 +590,6 @@ out:
 	free(tr.hi);
 	free(tr.buffer);
 	free(tr.slots);
+	free(tr.cd_used);
 	return st;
 }

@@ -81,15 +81,26 @@ expect_rc 0 "train a small model"
 check "model.ebm exists" test -s model.ebm
 
 run "$EBMD_TRAIN" train --data "$THYROID" --out verbose.ebm \
-	--hidden 32,32 --epochs 5 --batch 128 --seed 7 --threads 1
+	--hidden 32,32 --epochs 5 --batch 128 --seed 7 --threads 1 --protos 0
 expect_rc 0 "train without --quiet"
 expect_err '^trained [0-9]+ rows x [0-9]+ epochs in [0-9.]+ s \([0-9,]+ rows/s\)$' \
 	"train reports rows, epochs and rate"
 expect_err '^wrote verbose\.ebm \(checksum [0-9a-f]{12}, [0-9]+ reference rows\)$' \
 	"train reports the file, checksum and reference rows"
 expect_err 'epoch [0-9]+/5' "train shows progress lines when not on a terminal"
+run "$EBMD_TRAIN" train --data "$THYROID" --out default.ebm --seed 7 --threads 1
+expect_rc 0 "train with the defaults, without --quiet"
+expect_err '^fitted [0-9]+ prototypes \(the network has weight 0 and was not trained\) in [0-9.]+ s$' \
+	"the default fits prototypes and says the network is not trained"
+if grep -q '^trained ' "$TMP/err"; then
+	not_ok "no network training is reported for the default"
+else
+	ok "no network training is reported for the default"
+fi
+run "$EBMD_TRAIN" train --data "$THYROID" --out model0.ebm "${SMALL[@]}" \
+	--protos 0
 check "same seed and SOURCE_DATE_EPOCH: identical files (--quiet or not)" \
-	cmp model.ebm verbose.ebm
+	cmp model0.ebm verbose.ebm
 
 run "$EBMD_TRAIN" train --data "$THYROID" --out model2.ebm "${SMALL[@]}"
 expect_rc 0 "train again with the same seed"
@@ -107,6 +118,53 @@ fi
 run "$EBMD_TRAIN" train --data "$THYROID" --out normal.ebm "${SMALL[@]}" \
 	--normal-only
 expect_rc 0 "train --normal-only"
+
+# ---- the prototype term: format version 2, and version 1 without it ----------
+
+version_of() { od -An -t u4 -j 8 -N 4 "$1" | tr -d ' '; }
+run "$EBMD_TRAIN" train --data "$THYROID" --out protos.ebm "${SMALL[@]}" \
+	--protos 64 --proto-alpha 0.5
+expect_rc 0 "train --protos 64 --proto-alpha 0.5"
+check "a model with prototypes is format version 2" \
+	test "$(version_of protos.ebm)" = 2
+run "$EBMD_TRAIN" train --data "$THYROID" --out protos2.ebm "${SMALL[@]}" \
+	--protos 64 --proto-alpha 0.5
+check "same seed: identical files with prototypes" cmp protos.ebm protos2.ebm
+run "$EBMD_TRAIN" train --data "$THYROID" --out noproto.ebm "${SMALL[@]}" \
+	--protos 0
+expect_rc 0 "train --protos 0"
+check "a model without prototypes is format version 1" \
+	test "$(version_of noproto.ebm)" = 1
+run "$EBMD_TRAIN" inspect noproto.ebm
+check "and its options record has no prototype keys (the earlier bytes)" \
+	"$PY" -c '
+import json, sys
+o = json.load(open(sys.argv[1]))["training_options"]
+assert not [k for k in o if k.startswith("proto")], o
+' "$TMP/out"
+run "$EBMD_TRAIN" score --model protos.ebm --data "$THYROID"
+expect_rc 0 "score with a version-2 model"
+check "it scores every row" test "$(awk 'END { print NR - 1 }' "$TMP/out")" \
+	= "$N_ROWS"
+run "$EBMD_TRAIN" inspect protos.ebm
+expect_rc 0 "inspect a version-2 model"
+check "its training options record the prototype settings" "$PY" -c '
+import json, sys
+o = json.load(open(sys.argv[1]))["training_options"]
+assert o["protos"] == "64" and o["proto_alpha"] == "0.5", o
+' "$TMP/out"
+for bad in "--protos 65537" "--proto-alpha -1" "--proto-alpha 3" \
+		"--proto-iters 1001"; do
+	# shellcheck disable=SC2086
+	run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm $bad
+	expect_rc 2 "train $bad"
+	flag=${bad%% *}
+	expect_err "${flag#--}" "train $bad: the message names the flag"
+done
+run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm "${SMALL[@]}" \
+	--protos 64 --val-frac 0
+expect_rc 2 "train --protos with --val-frac 0"
+expect_err 'protos need validation rows' "the message says why"
 
 # ---- inspect -----------------------------------------------------------------
 
@@ -128,7 +186,7 @@ assert d["features"] == 6, d["features"]
 assert d["feature_names"] == ["f%d" % i for i in range(6)], d["feature_names"]
 assert 0 < d["alpha"] < 1, d["alpha"]
 assert isinstance(d["reference_size"], int) and d["reference_size"] > 0
-assert d["objective"] in ("dsm", "cd"), d["objective"]
+assert d["objective"] == "protos", d["objective"]   # the default
 assert d["hidden"] == [32, 32], d["hidden"]
 assert d["created"] == "2023-11-14T22:13:20Z", d["created"]
 iso = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
@@ -317,6 +375,15 @@ for bad in "--epochs 1.5" "--epochs -3" "--lr -1" "--lr inf" "--alpha 1" \
 	expect_rc 2 "train $bad"
 	expect_err "${bad%% *}" "train $bad: the message names the flag"
 done
+run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm --objective cd \
+	--batch 64 --cd-buffer 10
+expect_rc 2 "train --objective cd with --cd-buffer below --batch"
+expect_err '^ebmd-train: cd-buffer \(10\) must be at least batch \(64\)' \
+	"the message names both values"
+run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm --objective cd
+expect_rc 2 "train --objective cd with the default prototypes"
+expect_err '^ebmd-train: objective cd trains the network, which has weight 0' \
+	"the message says the network would not count, and what to add"
 run "$EBMD_TRAIN" train --data "$THYROID"
 expect_rc 2 "train without --out"
 SOURCE_DATE_EPOCH=yesterday run "$EBMD_TRAIN" train --data "$THYROID" \
@@ -339,7 +406,7 @@ check "no temporary files are left behind" \
 
 # SIGINT: stop at the end of an epoch, exit 130, leave --out alone.
 "$EBMD_TRAIN" train --data "$THYROID" --out keep.ebm --hidden 64,64 \
-	--epochs 100000 --patience 0 --seed 7 --threads 1 \
+	--epochs 100000 --patience 0 --seed 7 --threads 1 --protos 0 \
 	>"$TMP/out" 2>"$TMP/err" &
 pid=$!
 for _ in $(seq 600); do
