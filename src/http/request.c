@@ -111,7 +111,12 @@ static bool check_float(const json_t *v, const char *where,
 	if (!json_is_number(v)) {
 		return wrong_type(e, where, "a number", v);
 	}
-	double x = json_number_value(v);
+	return ebm_http_check_value(json_number_value(v), where, e);
+}
+
+bool ebm_http_check_value(double x, const char *where,
+		struct ebm_http_error *e)
+{
 	if (!isfinite(x)) {
 		return ebm_http_fail(e, 400, "invalid_number",
 				"%s: not a finite number", where);

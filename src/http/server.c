@@ -149,6 +149,18 @@ static enum ebm_status bind_socket(struct ebm_http_server *s,
  * could drop the last reference in between. The critical sections are a
  * few instructions long.
  */
+void ebm_http_server_set_repository(struct ebm_http_server *s,
+		const struct ebm_http_repository *repo)
+{
+	s->repository = repo;
+}
+
+const struct ebm_http_repository *ebm_http_server_repository(
+		const struct ebm_http_server *s)
+{
+	return s->repository;
+}
+
 struct ebm_http_catalog *ebm_http_server_acquire(struct ebm_http_server *s)
 {
 	pthread_mutex_lock(&s->lock);
