@@ -12,7 +12,15 @@
  * the bit and the byte: the same verdict, status and message, the same
  * rows, alpha and explain; the same text for the float and double made of
  * the input's first bytes.
+ *
+ * /v2 (tensor.c): the same bytes as a JSON infer body, and as a binary one
+ * whose first two bytes (little-endian) are the Inference-Header-Content-
+ * Length, possibly beyond the body. Invariants: a refusal is 400 or 413
+ * (or 415 never, the verdict passed is "ok") with nothing left to free and
+ * a valid {"error": ...} body; an accepted request has every input's
+ * values finite within a float, and goes through phase 2 (422 only).
  */
+#include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +134,48 @@ static void compare_numbers(const uint8_t *data, size_t size)
 	ebm_http_buf_finish(&b);
 }
 
+static void v2_body(const char *body, size_t len, long long header_len,
+		const struct ebm_http_schema *s)
+{
+	struct ebm_http_v2_request r;
+	struct ebm_http_error e;
+	if (!ebm_http_v2_parse(&r, body, len, header_len, true, 64, &e)) {
+		if ((e.status != 400 && e.status != 413) || r.root != NULL
+				|| r.inputs != NULL || e.message[0] == '\0') {
+			abort();
+		}
+		struct ebm_http_buf b;
+		ebm_http_buf_init(&b);
+		ebm_http_v2_encode_error(&b, &e);
+		json_t *doc = json_loadb(b.data, b.len, 0, NULL);
+		if (doc == NULL || !json_is_string(json_object_get(doc, "error"))) {
+			abort();
+		}
+		json_decref(doc);
+		ebm_http_buf_finish(&b);
+		return;
+	}
+	if (r.n_rows > 64 || r.n_inputs == 0) {
+		abort();
+	}
+	for (size_t i = 0; i < r.n_inputs; i++) {
+		const struct ebm_http_v2_input *in = &r.inputs[i];
+		if (in->shape[0] != r.n_rows) {
+			abort();
+		}
+		for (size_t k = 0; k < in->count; k++) {
+			if (!(in->values[k] >= -FLT_MAX && in->values[k] <= FLT_MAX)) {
+				abort();
+			}
+		}
+	}
+	static float x[64 * 3];
+	if (!ebm_http_v2_rows(&r, s, x, &e) && e.status != 422) {
+		abort();
+	}
+	ebm_http_v2_finish(&r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const enum ebm_http_kind kinds[] = {
@@ -157,6 +207,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_error_body(&e);
 		}
 		ebm_http_request_finish(&r);
+	}
+	v2_body((const char *)data, size, -1, &s);
+	if (size >= 2) {
+		v2_body((const char *)data + 2, size - 2,
+				(long long)(data[0] | data[1] << 8), &s);
 	}
 	compare_paths(data, size, &s);
 	compare_numbers(data, size);
