@@ -9,6 +9,9 @@
  *   prom.c        Prometheus counters and their text exposition
  *   model-info.c  the model-info object of GET /v1/models/{name}
  *   catalog.c     the catalog: a refcounted snapshot of everything served
+ *   v2.c          the Open Inference Protocol (API.md section 5): routes,
+ *                 metadata, infer replies, the repository endpoints
+ *   tensor.c      V2 infer requests, JSON and binary tensors, into floats
  *
  * What it leaves to others: finding, loading and reloading model files,
  * the configuration file, signals and systemd belong to daemon/, which
@@ -652,6 +655,9 @@ struct ebm_http_v2_request {
 	bool explain;
 	bool binary_output;     /* parameters.binary_data_output */
 	size_t n_rows;          /* N of the inputs (all agree) */
+	/* The fast path's strings (root NULL): name and id point here. */
+	char fast_name[128];
+	char fast_id[128];
 };
 
 /*
@@ -667,6 +673,18 @@ void ebm_http_v2_finish(struct ebm_http_v2_request *r);
 /* Phase 2 (422): the inputs as n_rows x s->d floats into x. */
 bool ebm_http_v2_rows(const struct ebm_http_v2_request *r,
 		const struct ebm_http_schema *s, float *x, struct ebm_http_error *e);
+
+/* request.c's fast-path number reader, for tensor.c's: the JSON number at
+ * *p (a '-' or a digit) as the double jansson would give for it, *p moved
+ * past it; false when it is not one or outside the exact range (the
+ * caller then falls back to jansson). A digit right after a leading 0 is
+ * left for the caller to refuse. */
+bool ebm_http_json_number(const char **p, const char *end, double *out);
+
+/* V2 infer bodies of the common shape are read without jansson (tensor.c
+ * says which); true sends every body through jansson, for tests that
+ * compare the two. Returns the previous setting. */
+bool ebm_http_v2_force_jansson(bool on);
 
 /* Phase 1 helper shared with /v1 (request.c): a value that must become a
  * float; 400 naming `where` when it is not finite or does not fit. */

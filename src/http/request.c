@@ -466,6 +466,16 @@ static bool scan_number(struct scan *sc, double *out)
 	return true;
 }
 
+bool ebm_http_json_number(const char **p, const char *end, double *out)
+{
+	struct scan sc = { *p, end };
+	if (!scan_number(&sc, out)) {
+		return false;
+	}
+	*p = sc.p;
+	return true;
+}
+
 static bool scan_char(struct scan *sc, char c)
 {
 	skip_space(sc);

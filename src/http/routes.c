@@ -371,10 +371,10 @@ struct target {
 	struct ebm_http_model_stats *stats;
 };
 
-/* Maps a library failure while scoring to a reply. */
 static void maths_fail(const struct ebm_error *err, const char *rows,
 		struct ebm_http_error *e);
 
+/* Maps a library failure while repairing to a reply. */
 static int maths_error(struct ebm_http_worker *w, struct evhttp_request *req,
 		const struct ebm_error *err)
 {

@@ -196,13 +196,32 @@ static const struct ebm_http_entry *find(const struct ebm_http_catalog *c,
 	return entry;
 }
 
+/* A decimal integer without printf (the infer reply writes several). */
+static void put_int(struct ebm_http_buf *b, long long v)
+{
+	char digits[24];
+	size_t i = sizeof(digits);
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v
+			: (unsigned long long)v;
+	do {
+		digits[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	if (v < 0) {
+		digits[--i] = '-';
+	}
+	ebm_http_buf_add(b, digits + i, sizeof(digits) - i);
+}
+
 static void put_shape(struct ebm_http_buf *b, long long n, long long d)
 {
-	if (d < 0) {
-		ebm_http_buf_printf(b, "\"shape\":[%lld]", n);
-	} else {
-		ebm_http_buf_printf(b, "\"shape\":[%lld,%lld]", n, d);
+	ebm_http_buf_puts(b, "\"shape\":[");
+	put_int(b, n);
+	if (d >= 0) {
+		ebm_http_buf_add(b, ",", 1);
+		put_int(b, d);
 	}
+	ebm_http_buf_add(b, "]", 1);
 }
 
 static void put_tensor_meta(struct ebm_http_buf *b, const char *name,
@@ -446,15 +465,19 @@ static int infer_reply(struct ebm_http_worker *w, struct evhttp_request *req,
 	ebm_http_buf_puts(b, "},\"outputs\":[");
 	for (size_t i = 0; i < n_outs; i++) {
 		enum output k = output_of(outs[i].name);
-		ebm_http_buf_printf(b, "%s{\"name\":\"%s\",\"datatype\":\"%s\",",
-				i > 0 ? "," : "", out_names[k], out_types[k]);
+		ebm_http_buf_puts(b, i > 0 ? ",{\"name\":\"" : "{\"name\":\"");
+		ebm_http_buf_puts(b, out_names[k]);
+		ebm_http_buf_puts(b, "\",\"datatype\":\"");
+		ebm_http_buf_puts(b, out_types[k]);
+		ebm_http_buf_puts(b, "\",");
 		put_shape(b, (long long)n, k == OUT_CONTRIBUTIONS ? (long long)d
 				: -1);
 		ebm_http_buf_add(b, ",", 1);
 		if (binary[i]) {
 			size_t count = k == OUT_CONTRIBUTIONS ? n * d : n;
-			ebm_http_buf_printf(b, "\"parameters\":{\"binary_data_size\":"
-					"%zu}", count * out_sizes[k]);
+			ebm_http_buf_puts(b, "\"parameters\":{\"binary_data_size\":");
+			put_int(b, (long long)(count * out_sizes[k]));
+			ebm_http_buf_add(b, "}", 1);
 		} else {
 			put_json_data(b, k, s, contrib, n, d);
 		}

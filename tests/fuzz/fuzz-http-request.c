@@ -19,6 +19,9 @@
  * (or 415 never, the verdict passed is "ok") with nothing left to free and
  * a valid {"error": ...} body; an accepted request has every input's
  * values finite within a float, and goes through phase 2 (422 only).
+ * Differential: JSON bodies of the common shape skip jansson (tensor.c's
+ * fast path); both paths must give the same verdict and message, and the
+ * same tensors to the bit.
  */
 #include <float.h>
 #include <stdint.h>
@@ -176,6 +179,48 @@ static void v2_body(const char *body, size_t len, long long header_len,
 	ebm_http_v2_finish(&r);
 }
 
+/* The V2 JSON fast path against jansson: the same verdict, and for an
+ * accepted body the same tensor, bit for bit, and parameters. */
+static void v2_compare(const char *body, size_t len)
+{
+	static struct ebm_http_v2_request a, b;
+	struct ebm_http_error ea, eb;
+	bool oka = ebm_http_v2_parse(&a, body, len, -1, true, 64, &ea);
+	bool was = ebm_http_v2_force_jansson(true);
+	bool okb = ebm_http_v2_parse(&b, body, len, -1, true, 64, &eb);
+	ebm_http_v2_force_jansson(was);
+	if (oka != okb) {
+		abort();
+	}
+	if (!oka) {
+		if (ea.status != eb.status || strcmp(ea.message, eb.message) != 0) {
+			abort();
+		}
+		return;
+	}
+	if (a.n_inputs != b.n_inputs || a.n_rows != b.n_rows
+			|| a.has_alpha != b.has_alpha || a.explain != b.explain
+			|| a.binary_output != b.binary_output
+			|| a.n_outputs != b.n_outputs
+			|| (a.has_alpha && memcmp(&a.alpha, &b.alpha, sizeof(double)))
+			|| (a.id == NULL) != (b.id == NULL)
+			|| (a.id != NULL && strcmp(a.id, b.id) != 0)) {
+		abort();
+	}
+	for (size_t i = 0; i < a.n_inputs; i++) {
+		const struct ebm_http_v2_input *x = &a.inputs[i], *y = &b.inputs[i];
+		if (strcmp(x->name, y->name) != 0 || x->fp64 != y->fp64
+				|| x->rank != y->rank || x->count != y->count
+				|| memcmp(x->shape, y->shape, sizeof(x->shape)) != 0
+				|| memcmp(x->values, y->values,
+				x->count * sizeof(float)) != 0) {
+			abort();
+		}
+	}
+	ebm_http_v2_finish(&a);
+	ebm_http_v2_finish(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const enum ebm_http_kind kinds[] = {
@@ -209,6 +254,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ebm_http_request_finish(&r);
 	}
 	v2_body((const char *)data, size, -1, &s);
+	v2_compare((const char *)data, size);
 	if (size >= 2) {
 		v2_body((const char *)data + 2, size - 2,
 				(long long)(data[0] | data[1] << 8), &s);
