@@ -139,16 +139,8 @@ static enum ebm_status bind_socket(struct ebm_http_server *s,
 	return EBM_STATUS_OK;
 }
 
-/* ======================================================================
- * Catalog swap
- * ==================================================================== */
-
-/*
- * A mutex rather than a bare atomic pointer: taking a reference is "load
- * the pointer, then increment its count", and without the lock a reload
- * could drop the last reference in between. The critical sections are a
- * few instructions long.
- */
+/* The daemon's model repository for /v2 (set before the workers start,
+ * read by them). */
 void ebm_http_server_set_repository(struct ebm_http_server *s,
 		const struct ebm_http_repository *repo)
 {
@@ -161,6 +153,16 @@ const struct ebm_http_repository *ebm_http_server_repository(
 	return s->repository;
 }
 
+/* ======================================================================
+ * Catalog swap
+ * ==================================================================== */
+
+/*
+ * A mutex rather than a bare atomic pointer: taking a reference is "load
+ * the pointer, then increment its count", and without the lock a reload
+ * could drop the last reference in between. The critical sections are a
+ * few instructions long.
+ */
 struct ebm_http_catalog *ebm_http_server_acquire(struct ebm_http_server *s)
 {
 	pthread_mutex_lock(&s->lock);
