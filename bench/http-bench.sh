@@ -13,7 +13,13 @@
 #   (b) 256-row score requests to ebmd (threads = 1): rows/s against the
 #       in-process forward rate of the same model (bench/forward: 256-row
 #       batches through ebm_product_score, one thread);
-#   (c) ebmd's VmRSS and VmHWM (/proc/PID/status) after the load.
+#   (c) ebmd's VmRSS and VmHWM (/proc/PID/status) after the load;
+#   (d) the Open Inference Protocol on the same ebmd (threads = 1): the
+#       BATCH-row requests as POST /v2/models/NAME/infer with one FP32
+#       tensor in JSON, and in the binary tensor data extension (raw
+#       floats in, binary outputs back), beside the /v1 JSON rows of (b)
+#       and the in-process rate; and single-row V2 JSON beside single-row
+#       /v1.
 #
 # All four servers are started first and stay up (idle ones cost nothing);
 # with REPEAT > 1 the measurements are interleaved, round after round, and
@@ -124,6 +130,32 @@ EOF
 make_body 1 "$tmp/body1.json"
 make_body "$BATCH" "$tmp/bodyN.json"
 
+# V2 bodies from the /v1 ones: JSON (nested rows), and binary (JSON header
+# + little-endian FP32, outputs asked for in binary); the binary header's
+# length goes to wrk in the .len file.
+make_v2() {  # v1-body json-out [binary-out]
+	python3 - "$@" <<'EOF'
+import json, struct, sys
+rows = json.load(open(sys.argv[1]))["instances"]
+n, d = len(rows), len(rows[0])
+with open(sys.argv[2], "w") as f:
+    json.dump({"inputs": [{"name": "input", "datatype": "FP32",
+                           "shape": [n, d], "data": rows}]}, f,
+              separators=(",", ":"))
+if len(sys.argv) > 3:
+    head = json.dumps({"inputs": [{"name": "input", "datatype": "FP32",
+                                   "shape": [n, d], "parameters":
+                                   {"binary_data_size": 4 * n * d}}],
+                       "parameters": {"binary_data_output": True}},
+                      separators=(",", ":")).encode()
+    raw = struct.pack("<%df" % (n * d), *[v for r in rows for v in r])
+    open(sys.argv[3], "wb").write(head + raw)
+    open(sys.argv[3] + ".len", "w").write(str(len(head)))
+EOF
+}
+make_v2 "$tmp/body1.json" "$tmp/v2body1.json"
+make_v2 "$tmp/bodyN.json" "$tmp/v2bodyN.json" "$tmp/v2bodyN.bin"
+
 cat >"$tmp/post.lua" <<'EOF'
 -- POSTs the file named by the BODY environment variable; at the end prints
 -- one machine-readable line (latencies in microseconds).
@@ -132,6 +164,11 @@ wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
+local hlen = os.getenv("HEADER_LEN")
+if hlen ~= nil and hlen ~= "" then
+	wrk.headers["Content-Type"] = "application/octet-stream"
+	wrk.headers["Inference-Header-Content-Length"] = hlen
+end
 
 function done(summary, latency, requests)
 	local e = summary.errors
@@ -204,11 +241,15 @@ cpu_ticks() {  # PID: utime + stime of every thread, in clock ticks
 	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
-# run_wrk KEY SERVER BODY: appends "rps p50_ms p99_ms cpu_us_per_request"
-# to $tmp/res-KEY; fails on errors.
+# run_wrk KEY SERVER BODY [PATH]: appends "rps p50_ms p99_ms
+# cpu_us_per_request" to $tmp/res-KEY; fails on errors. PATH defaults to
+# /v1's score; a BODY with a BODY.len file is sent as V2 binary.
 run_wrk() {
 	local key=$1 server=$2 body=$3 pid=${srv_pid[$2]}
-	local url="http://127.0.0.1:${srv_port[$2]}/v1/models/$name/score"
+	local url="http://127.0.0.1:${srv_port[$2]}${4:-/v1/models/$name/score}"
+	HEADER_LEN=""
+	[ -r "$body.len" ] && HEADER_LEN=$(cat "$body.len")
+	export HEADER_LEN
 	local log="$tmp/wrk-$key.txt"
 	if [ "$WARMUP" != 0 ]; then
 		BODY=$body wrk -t "$WRK_THREADS" -c "$CONNS" -d "${WARMUP}s" \
@@ -272,6 +313,9 @@ for round in $(seq "$REPEAT"); do
 	run_wrk ed ed "$tmp/body1.json"
 	run_wrk fd fd "$tmp/body1.json"
 	run_wrk eb e1 "$tmp/bodyN.json"
+	run_wrk vj e1 "$tmp/v2bodyN.json" "/v2/models/$name/infer"
+	run_wrk vb e1 "$tmp/v2bodyN.bin" "/v2/models/$name/infer"
+	run_wrk v1 e1 "$tmp/v2body1.json" "/v2/models/$name/infer"
 	line=$("$forward" "$MODEL" --batch "$BATCH" --seconds "$FORWARD_SECONDS") \
 		|| die "$forward failed"
 	echo "$line" | awk '{ print $2, $4 }' >>"$tmp/res-fwd"
@@ -285,7 +329,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- report ---------------------------------------------------------------------
 
-for k in e1 f1 ed fd eb; do
+for k in e1 f1 ed fd eb vj vb v1; do
 	declare "${k}_1=$(med "$k" 1 %.0f)"
 	declare "${k}_2=$(med "$k" 2 %.2f)"
 	declare "${k}_3=$(med "$k" 3 %.2f)"
@@ -295,6 +339,10 @@ fwd=$(med fwd 1 %.0f)
 fwd_cpu=$(med fwd 2 %.0f)
 eb_rows=$(awk -v r="$eb_1" -v b="$BATCH" 'BEGIN { printf "%.0f", r * b }')
 eb_cpu_rows=$(awk -v c="$eb_4" -v b="$BATCH" 'BEGIN { printf "%.0f", b / (c / 1e6) }')
+vj_rows=$(awk -v r="$vj_1" -v b="$BATCH" 'BEGIN { printf "%.0f", r * b }')
+vj_cpu_rows=$(awk -v c="$vj_4" -v b="$BATCH" 'BEGIN { printf "%.0f", b / (c / 1e6) }')
+vb_rows=$(awk -v r="$vb_1" -v b="$BATCH" 'BEGIN { printf "%.0f", r * b }')
+vb_cpu_rows=$(awk -v c="$vb_4" -v b="$BATCH" 'BEGIN { printf "%.0f", b / (c / 1e6) }')
 
 # verdict COND: "met" or "not met"
 verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "not met"; fi; }
@@ -306,6 +354,12 @@ r_cpud=$(ratio "$fd_4" "$ed_4")
 r_def=$(ratio "$ed_1" "$e1_1")
 r_rows=$(ratio "$eb_rows" "$fwd")
 r_cpu_rows=$(ratio "$eb_cpu_rows" "$fwd_cpu")
+r_vb=$(ratio "$vb_rows" "$fwd")
+r_vb_cpu=$(ratio "$vb_cpu_rows" "$fwd_cpu")
+r_vj=$(ratio "$vj_rows" "$eb_rows")
+r_vj_cpu=$(ratio "$eb_4" "$vj_4")
+r_v1=$(ratio "$v1_1" "$e1_1")
+r_v1_cpu=$(ratio "$e1_4" "$v1_4")
 rss_max=$(awk -v a="$e1_rss" -v b="$ed_rss" 'BEGIN { print (a > b ? a : b) }')
 
 cmd="MODEL=$MODEL REPEAT=$REPEAT DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS WRK_THREADS=$WRK_THREADS bench/http-bench.sh"
@@ -355,6 +409,23 @@ than requests/s, which also depend on what else the CPUs run.
 
 In-process: \`$forward $MODEL --batch $BATCH --seconds $FORWARD_SECONDS\`
 (ebm_product_score on one thread, the daemon's score entry point).
+
+### Open Inference Protocol (/v2), ebmd threads = 1
+
+| request | requests/s | rows/s | p50 ms | p99 ms | rows per CPU second |
+|---|---|---|---|---|---|
+| $BATCH rows, /v1 JSON | $eb_1 | $eb_rows | $eb_2 | $eb_3 | $eb_cpu_rows |
+| $BATCH rows, V2 JSON (FP32 tensor) | $vj_1 | $vj_rows | $vj_2 | $vj_3 | $vj_cpu_rows |
+| $BATCH rows, V2 binary FP32 (binary outputs) | $vb_1 | $vb_rows | $vb_2 | $vb_3 | $vb_cpu_rows |
+| in-process forward | | $fwd | | | $fwd_cpu |
+| 1 row, /v1 JSON | $e1_1 | | $e1_2 | $e1_3 | |
+| 1 row, V2 JSON | $v1_1 | | $v1_2 | $v1_3 | |
+
+| target (issue 10) | figure | |
+|---|---|---|
+| V2 binary ≥ 0.8x in-process rows/s | ${r_vb}x (per CPU second: ${r_vb_cpu}x) | $(verdict "$r_vb >= 0.8") |
+| V2 JSON no slower than /v1 JSON ($BATCH rows) | ${r_vj}x (CPU per request, /v1 over V2: ${r_vj_cpu}x) | $(verdict "$r_vj >= 1") |
+| single-row V2 ≥ 0.9x single-row /v1 | ${r_v1}x (CPU per request: ${r_v1_cpu}x) | $(verdict "$r_v1 >= 0.9") |
 
 ### Resident memory after the load
 

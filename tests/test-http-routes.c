@@ -355,6 +355,73 @@ START_TEST(test_body_precedence)
 }
 END_TEST
 
+/* r is the protocol's error of /v2, {"error":"..."}, with this status. */
+static void expect_v2_error(const struct reply *r, int status)
+{
+	char ct[64];
+	ck_assert_msg(r->status == status, "status %d, wanted %d: %s",
+			r->status, status, r->body);
+	ck_assert_str_eq(header(r, "Content-Type", ct, sizeof(ct)),
+			"application/json");
+	ck_assert_msg(strncmp(r->body, "{\"error\":\"", 10) == 0,
+			"not the V2 error shape: %s", r->body);
+}
+
+#define INFER "/v2/models/demo/infer"
+
+/* /v2: the same precedence in the protocol's error shape, the hard cap's
+ * answer from the head included; health open; no repository here. */
+START_TEST(test_v2_precedence)
+{
+	server_up();
+	publish(false, true);
+	struct reply r = ask("GET", "/v2/nope", NULL, NULL);
+	expect_v2_error(&r, 404);
+	r = ask("GET", INFER, NULL, NULL);
+	expect_v2_error(&r, 405);
+	r = ask("POST", INFER, NULL, "{");
+	expect_v2_error(&r, 401);
+	r = ask("POST", INFER, AUTH, "{");
+	expect_v2_error(&r, 503);
+	r = ask("GET", "/v2/health/live", NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "{\"live\":true}\n");
+	r = ask("GET", "/v2/health/ready", NULL, NULL);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_str_eq(r.body, "{\"ready\":false}\n");
+	/* the repository answers before any model: none is installed here */
+	r = ask("POST", "/v2/repository/index", AUTH, NULL);
+	expect_v2_error(&r, 404);
+	publish(true, true);
+	size_t d = n_features;
+	char *huge = rows_body(1, d, 20 * MAX_BODY);
+	r = ask("POST", INFER, AUTH TEXT, huge);
+	expect_v2_error(&r, 413);
+	char many[256];
+	snprintf(many, sizeof(many), "{\"inputs\":[{\"name\":\"x\",\"datatype\":"
+			"\"FP32\",\"shape\":[%d,%zu],\"data\":[]}]}", MAX_ROWS + 1, d);
+	r = ask("POST", INFER, AUTH TEXT, many);
+	expect_v2_error(&r, 413);
+	r = ask("POST", INFER, AUTH TEXT, "{bad");
+	expect_v2_error(&r, 415);
+	r = ask("POST", "/v2/models/nope/infer", AUTH JSON, "{bad");
+	expect_v2_error(&r, 400);
+	r = ask("POST", "/v2/models/nope/infer", AUTH JSON,
+			"{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\","
+			"\"shape\":[1,1],\"data\":[1]}]}");
+	expect_v2_error(&r, 404);
+	r = ask("POST", INFER, AUTH JSON,
+			"{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\","
+			"\"shape\":[1,1],\"data\":[1]}]}");
+	expect_v2_error(&r, 422);
+	/* and /v1 keeps its own shape */
+	r = ask("POST", "/v1/models/nope/score", AUTH JSON, "{bad");
+	expect_error(&r, 400, "invalid_json");
+	free(huge);
+	server_down();
+}
+END_TEST
+
 /* Pipelined requests on one connection: one reply each, in order, the
  * errors included. */
 START_TEST(test_one_reply_each)
@@ -414,6 +481,7 @@ int main(void)
 	tcase_add_test(tc, test_head_precedence);
 	tcase_add_test(tc, test_body_precedence);
 	tcase_add_test(tc, test_one_reply_each);
+	tcase_add_test(tc, test_v2_precedence);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct event_base;
+
 #include "conf/conf.h"
 #include "ebm/ebm.h"
 #include "http/http.h"
@@ -70,5 +72,41 @@ void ebmd_registry_destroy(struct ebmd_registry *r);
  */
 struct ebm_http_catalog *ebmd_registry_load(struct ebmd_registry *r,
 		const struct ebm_conf *conf, const char *token, size_t *n_errors);
+
+/*
+ * The model repository of /v2 (API.md section 5). load_file: (re)loads
+ * {name}.ebm from conf->models_dir now, validated as a reload is, and
+ * serves it again if it was unloaded; returns the new catalog, or NULL
+ * with the reason in why (the previous version keeps serving). unload:
+ * the catalog without {name} until its next load or reload, or NULL when
+ * {name} is not a served file.
+ */
+struct ebm_http_catalog *ebmd_registry_load_file(struct ebmd_registry *r,
+		const struct ebm_conf *conf, const char *token, const char *name,
+		char *why, size_t why_size);
+struct ebm_http_catalog *ebmd_registry_unload(struct ebmd_registry *r,
+		const struct ebm_conf *conf, const char *token, const char *name);
+/* The JSON array of POST /v2/repository/index into out: every *.ebm of
+ * the directory and every served file, with version, state and reason. */
+void ebmd_registry_index(struct ebmd_registry *r, const struct ebm_conf *conf,
+		struct ebm_http_buf *out);
+
+/* ---- repository.c -------------------------------------------------------- */
+
+struct ebmd_repository;
+
+/*
+ * Serves the model repository endpoints of `server` from the main loop
+ * `base`: a worker's call is queued, run on the main thread (so it is
+ * serialized with SIGHUP and the watch), and waited for. conf and token
+ * are read at each call (the daemon replaces them on SIGHUP). close()
+ * fails what is queued and refuses new calls (503); call it before the
+ * workers are joined.
+ */
+struct ebmd_repository *ebmd_repository_create(struct event_base *base,
+		struct ebmd_registry *registry, struct ebm_http_server *server,
+		const struct ebm_conf *conf, char *const *token);
+void ebmd_repository_close(struct ebmd_repository *r);
+void ebmd_repository_destroy(struct ebmd_repository *r);
 
 #endif

@@ -53,6 +53,7 @@ struct daemon {
 	struct ebm_http_metrics *metrics;
 	struct ebm_http_server *server;
 	struct ebmd_registry *registry;
+	struct ebmd_repository *repository;  /* /v2/repository/... */
 
 	struct event_base *base;
 	struct event *ev_term;
@@ -806,6 +807,12 @@ static int run(struct daemon *d)
 		return EXIT_FAILURE;
 	}
 	d->registry = ebmd_registry_create(d->metrics);
+	d->repository = ebmd_repository_create(d->base, d->registry, d->server,
+			&d->conf, &d->token);
+	if (d->repository == NULL) {
+		ebm_log_error("cannot set up the main event loop");
+		return EXIT_FAILURE;
+	}
 	reload_models(d, "start-up");
 	if (start_workers(d, &err) != EBM_STATUS_OK) {
 		ebm_log_error("%s", err.message);
@@ -822,8 +829,11 @@ static int run(struct daemon *d)
 
 static void teardown(struct daemon *d)
 {
+	/* No worker may wait for the main loop from now on. */
+	ebmd_repository_close(d->repository);
 	/* Joins the workers (stopped by now) and drops the catalog. */
 	ebm_http_server_destroy(d->server);
+	ebmd_repository_destroy(d->repository);
 	stop_watch(d);
 	free_event(d->ev_rearm);
 	free_event(d->ev_watchdog);

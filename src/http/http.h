@@ -9,6 +9,9 @@
  *   prom.c        Prometheus counters and their text exposition
  *   model-info.c  the model-info object of GET /v1/models/{name}
  *   catalog.c     the catalog: a refcounted snapshot of everything served
+ *   v2.c          the Open Inference Protocol (API.md section 5): routes,
+ *                 metadata, infer replies, the repository endpoints
+ *   tensor.c      V2 infer requests, JSON and binary tensors, into floats
  *
  * What it leaves to others: finding, loading and reloading model files,
  * the configuration file, signals and systemd belong to daemon/, which
@@ -227,6 +230,17 @@ enum ebm_http_endpoint {
 	EBM_HTTP_EP_SCORE,
 	EBM_HTTP_EP_REPAIR,
 	EBM_HTTP_EP_COMPOSE,
+	/* Open Inference Protocol (v2.c); versioned paths share the label of
+	 * the unversioned one. */
+	EBM_HTTP_EP_V2_LIVE,
+	EBM_HTTP_EP_V2_READY,
+	EBM_HTTP_EP_V2_SERVER,
+	EBM_HTTP_EP_V2_MODEL,
+	EBM_HTTP_EP_V2_MODEL_READY,
+	EBM_HTTP_EP_V2_INFER,
+	EBM_HTTP_EP_V2_REPO_INDEX,
+	EBM_HTTP_EP_V2_REPO_LOAD,
+	EBM_HTTP_EP_V2_REPO_UNLOAD,
 	EBM_HTTP_EP_OTHER,         /* unknown paths (404) */
 	EBM_HTTP_EP_COUNT
 };
@@ -462,6 +476,28 @@ enum ebm_status ebm_http_server_create(const struct ebm_http_options *o,
 /* "127.0.0.1:8080" as actually bound (the real port when 0 was asked). */
 const char *ebm_http_server_address(const struct ebm_http_server *s);
 
+/*
+ * The model repository extension of /v2 (API.md section 5), provided by
+ * the daemon: each call runs on a worker thread and returns once the
+ * daemon has done it (serialized with reloads). index appends the JSON
+ * array to out; each returns false with e set (400 a file that does not
+ * load, 404 a name not served, 503 while stopping).
+ */
+struct ebm_http_repository {
+	void *user;
+	bool (*index)(void *user, struct ebm_http_buf *out,
+			struct ebm_http_error *e);
+	bool (*load)(void *user, const char *name, struct ebm_http_error *e);
+	bool (*unload)(void *user, const char *name, struct ebm_http_error *e);
+};
+
+/* Installs the repository (borrowed; NULL: the endpoints answer 404).
+ * Before the workers start. */
+void ebm_http_server_set_repository(struct ebm_http_server *s,
+		const struct ebm_http_repository *repo);
+const struct ebm_http_repository *ebm_http_server_repository(
+		const struct ebm_http_server *s);
+
 /* Starts the worker threads. */
 enum ebm_status ebm_http_server_start(struct ebm_http_server *s,
 		struct ebm_error *err);
@@ -533,6 +569,8 @@ struct ebm_http_worker {
 	 * answer carries "Connection: close" (closing). */
 	bool draining;
 	bool closing;
+	/* The request is under /v2: errors take the protocol's shape. */
+	bool v2;
 };
 
 /* n * size bytes of the given scratch (contents undefined), or NULL on
@@ -540,6 +578,118 @@ struct ebm_http_worker {
  * same purpose. */
 void *ebm_http_worker_scratch(struct ebm_http_worker *w,
 		enum ebm_http_scratch which, size_t n, size_t size);
+
+/* routes.c, for v2.c: sends w->out (or a 500 if it failed to grow) with
+ * the status and Content-Type; an error as JSON in the shape of the
+ * request's API (w->v2). Both return the status sent. */
+int ebm_http_reply(struct ebm_http_worker *w, struct evhttp_request *req,
+		int status, const char *content_type);
+int ebm_http_reply_error(struct ebm_http_worker *w,
+		struct evhttp_request *req, const struct ebm_http_error *e);
+
+/* routes.c: no Content-Type, or application/json (charset utf-8 at most). */
+bool ebm_http_content_type_json(struct evhttp_request *req);
+
+/*
+ * routes.c: the one scoring path of /v1 and /v2. Scores the n rows x (n x
+ * d floats, raw units) against p at alpha, with contributions when
+ * explain, counts rows and anomalies in stats (may be NULL). *scores and
+ * *contrib (NULL unless explain) are the worker's scratch. On failure e
+ * names the row as "<rows>[i]" (rows: "instances", "inputs").
+ */
+bool ebm_http_score(struct ebm_http_worker *w, const struct ebm_product *p,
+		struct ebm_http_model_stats *stats, const float *x, size_t n,
+		size_t d, double alpha, bool explain, const char *rows,
+		struct ebm_score **scores, float **contrib, struct ebm_http_error *e);
+
+/* ======================================================================
+ * Open Inference Protocol, /v2 (v2.c, tensor.c)
+ * ==================================================================== */
+
+/* "/v2..." into its endpoint, {name} and {version} (malloc'ed, or NULL);
+ * false when the path is not a /v2 endpoint. */
+bool ebm_http_v2_match(const char *path, enum ebm_http_endpoint *ep,
+		char **name, char **version);
+/* Whether the endpoint is one of /v2's. */
+bool ebm_http_v2_endpoint(enum ebm_http_endpoint ep);
+/* {"error":"..."} into b (reset first). */
+void ebm_http_v2_encode_error(struct ebm_http_buf *b,
+		const struct ebm_http_error *e);
+/* Answers a /v2 request whose head passed (c: the catalog, may be NULL
+ * for the health and repository endpoints). */
+int ebm_http_v2(struct ebm_http_worker *w, struct evhttp_request *req,
+		enum ebm_http_endpoint ep, const char *name, const char *version,
+		const struct ebm_http_catalog *c);
+
+/*
+ * A decoded infer request (tensor.c): phase 1 of section 2's precedence,
+ * without the model. Every input's values are checked (finite, within a
+ * float) and converted to floats.
+ */
+#define EBM_HTTP_V2_MAX_INPUTS 4096
+#define EBM_HTTP_V2_MAX_OUTPUTS 16
+
+struct ebm_http_v2_input {
+	const char *name;       /* borrowed from the JSON header */
+	bool fp64;
+	size_t rank;            /* 1 or 2 */
+	uint64_t shape[2];
+	size_t count;           /* elements: the shape's product */
+	float *values;          /* owned, count floats, row-major */
+};
+
+struct ebm_http_v2_output {
+	const char *name;       /* borrowed */
+	int binary;             /* -1: not said, 0, 1 */
+};
+
+struct ebm_http_v2_request {
+	struct json_t *root;    /* owned: the JSON (header) */
+	const char *id;         /* borrowed, or NULL */
+	size_t n_inputs;
+	struct ebm_http_v2_input *inputs;   /* owned */
+	size_t n_outputs;       /* 0: the default outputs */
+	struct ebm_http_v2_output outputs[EBM_HTTP_V2_MAX_OUTPUTS];
+	bool has_alpha;
+	double alpha;
+	bool explain;
+	bool binary_output;     /* parameters.binary_data_output */
+	size_t n_rows;          /* N of the inputs (all agree) */
+	/* The fast path's strings (root NULL): name and id point here. */
+	char fast_name[128];
+	char fast_id[128];
+};
+
+/*
+ * body (len bytes) with header_len the Inference-Header-Content-Length
+ * (or -1 without the header). content_type_ok: the route's verdict. 413,
+ * 415, 400 as section 2 orders them; e says what and where.
+ */
+bool ebm_http_v2_parse(struct ebm_http_v2_request *r, const char *body,
+		size_t len, long long header_len, bool content_type_ok,
+		size_t max_rows, struct ebm_http_error *e);
+void ebm_http_v2_finish(struct ebm_http_v2_request *r);
+
+/* Phase 2 (422): the inputs as n_rows x s->d floats into x. */
+bool ebm_http_v2_rows(const struct ebm_http_v2_request *r,
+		const struct ebm_http_schema *s, float *x, struct ebm_http_error *e);
+
+/* request.c's fast-path number reader, for tensor.c's: the JSON number at
+ * *p (a '-' or a digit) as the double jansson would give for it, *p moved
+ * past it; false when it is not one or outside the exact range (the
+ * caller then falls back to jansson). A digit right after a leading 0 is
+ * left for the caller to refuse. */
+bool ebm_http_json_number(const char **p, const char *end, double *out);
+
+/* V2 infer bodies of the common shape are read without jansson (tensor.c
+ * says which); true sends every body through jansson, for tests that
+ * compare the two. Returns the previous setting. */
+bool ebm_http_v2_force_jansson(bool on);
+
+/* Phase 1 helper shared with /v1 (request.c): a value that must become a
+ * float; 400 naming `where` when it is not finite or does not fit. */
+bool ebm_http_check_value(double x, const char *where,
+		struct ebm_http_error *e);
 
 /* routes.c: answers one complete request (exactly one reply). */
 void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req);

@@ -40,6 +40,15 @@ static const char *const endpoint_labels[EBM_HTTP_EP_COUNT] = {
 	[EBM_HTTP_EP_SCORE] = "/v1/models/{name}/score",
 	[EBM_HTTP_EP_REPAIR] = "/v1/models/{name}/repair",
 	[EBM_HTTP_EP_COMPOSE] = "/v1/score",
+	[EBM_HTTP_EP_V2_LIVE] = "/v2/health/live",
+	[EBM_HTTP_EP_V2_READY] = "/v2/health/ready",
+	[EBM_HTTP_EP_V2_SERVER] = "/v2",
+	[EBM_HTTP_EP_V2_MODEL] = "/v2/models/{name}",
+	[EBM_HTTP_EP_V2_MODEL_READY] = "/v2/models/{name}/ready",
+	[EBM_HTTP_EP_V2_INFER] = "/v2/models/{name}/infer",
+	[EBM_HTTP_EP_V2_REPO_INDEX] = "/v2/repository/index",
+	[EBM_HTTP_EP_V2_REPO_LOAD] = "/v2/repository/models/{name}/load",
+	[EBM_HTTP_EP_V2_REPO_UNLOAD] = "/v2/repository/models/{name}/unload",
 	[EBM_HTTP_EP_OTHER] = "other",
 };
 

@@ -111,7 +111,12 @@ static bool check_float(const json_t *v, const char *where,
 	if (!json_is_number(v)) {
 		return wrong_type(e, where, "a number", v);
 	}
-	double x = json_number_value(v);
+	return ebm_http_check_value(json_number_value(v), where, e);
+}
+
+bool ebm_http_check_value(double x, const char *where,
+		struct ebm_http_error *e)
+{
 	if (!isfinite(x)) {
 		return ebm_http_fail(e, 400, "invalid_number",
 				"%s: not a finite number", where);
@@ -458,6 +463,16 @@ static bool scan_number(struct scan *sc, double *out)
 		*out = neg ? -v : v;
 	}
 	sc->p = p;
+	return true;
+}
+
+bool ebm_http_json_number(const char **p, const char *end, double *out)
+{
+	struct scan sc = { *p, end };
+	if (!scan_number(&sc, out)) {
+		return false;
+	}
+	*p = sc.p;
 	return true;
 }
 

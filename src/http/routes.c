@@ -76,8 +76,24 @@ static int reply(struct ebm_http_worker *w, struct evhttp_request *req,
 static int reply_error(struct ebm_http_worker *w, struct evhttp_request *req,
 		const struct ebm_http_error *e)
 {
-	ebm_http_encode_error(&w->out, e);
+	if (w->v2) {
+		ebm_http_v2_encode_error(&w->out, e);
+	} else {
+		ebm_http_encode_error(&w->out, e);
+	}
 	return reply(w, req, e->status, CT_JSON);
+}
+
+int ebm_http_reply(struct ebm_http_worker *w, struct evhttp_request *req,
+		int status, const char *content_type)
+{
+	return reply(w, req, status, content_type);
+}
+
+int ebm_http_reply_error(struct ebm_http_worker *w,
+		struct evhttp_request *req, const struct ebm_http_error *e)
+{
+	return reply_error(w, req, e);
 }
 
 __attribute__((format(printf, 5, 6)))
@@ -99,6 +115,7 @@ static int fail(struct ebm_http_worker *w, struct evhttp_request *req,
 struct route {
 	enum ebm_http_endpoint ep;
 	char *name;         /* decoded {name}, malloc'ed, or NULL */
+	char *version;      /* /v2's decoded {version}, malloc'ed, or NULL */
 };
 
 /* Matches "/v1/models/{name}[/suffix]"; false when the path is not one. */
@@ -143,10 +160,15 @@ static void route_path(const char *path, struct route *r)
 {
 	r->ep = EBM_HTTP_EP_OTHER;
 	r->name = NULL;
+	r->version = NULL;
 	if (path == NULL) {
 		return;
 	}
-	if (strcmp(path, "/healthz") == 0) {
+	if (strncmp(path, "/v2", 3) == 0) {
+		if (!ebm_http_v2_match(path, &r->ep, &r->name, &r->version)) {
+			r->ep = EBM_HTTP_EP_OTHER;
+		}
+	} else if (strcmp(path, "/healthz") == 0) {
 		r->ep = EBM_HTTP_EP_HEALTHZ;
 	} else if (strcmp(path, "/readyz") == 0) {
 		r->ep = EBM_HTTP_EP_READYZ;
@@ -164,7 +186,10 @@ static void route_path(const char *path, struct route *r)
 static bool is_post(enum ebm_http_endpoint ep)
 {
 	return ep == EBM_HTTP_EP_SCORE || ep == EBM_HTTP_EP_REPAIR
-			|| ep == EBM_HTTP_EP_COMPOSE;
+			|| ep == EBM_HTTP_EP_COMPOSE || ep == EBM_HTTP_EP_V2_INFER
+			|| ep == EBM_HTTP_EP_V2_REPO_INDEX
+			|| ep == EBM_HTTP_EP_V2_REPO_LOAD
+			|| ep == EBM_HTTP_EP_V2_REPO_UNLOAD;
 }
 
 /* ======================================================================
@@ -258,6 +283,11 @@ static bool content_type_ok(struct evhttp_request *req)
 	return *p == '\0';
 }
 
+bool ebm_http_content_type_json(struct evhttp_request *req)
+{
+	return content_type_ok(req);
+}
+
 /* ======================================================================
  * Health, metrics, metadata
  * ==================================================================== */
@@ -341,26 +371,16 @@ struct target {
 	struct ebm_http_model_stats *stats;
 };
 
-/* Maps a library failure while scoring to a reply. */
+static void maths_fail(const struct ebm_error *err, const char *rows,
+		struct ebm_http_error *e);
+
+/* Maps a library failure while repairing to a reply. */
 static int maths_error(struct ebm_http_worker *w, struct evhttp_request *req,
 		const struct ebm_error *err)
 {
-	if (err->code == EBM_STATUS_NUMERIC && err->line > 0) {
-		if (err->column > 0) {
-			return fail(w, req, 422, "non_finite",
-					"instances[%llu][%llu]: not a finite number",
-					(unsigned long long)err->line - 1,
-					(unsigned long long)err->column - 1);
-		}
-		return fail(w, req, 422, "non_finite_energy",
-				"instances[%llu]: the energy of this row is not finite",
-				(unsigned long long)err->line - 1);
-	}
-	if (err->code == EBM_STATUS_NUMERIC) {
-		return fail(w, req, 422, "non_finite_energy", "%s", err->message);
-	}
-	ebm_log_error("scoring failed: %s", err->message);
-	return fail(w, req, 500, "internal_error", "%s", err->message);
+	struct ebm_http_error e;
+	maths_fail(err, "instances", &e);
+	return reply_error(w, req, &e);
 }
 
 static int nomem(struct ebm_http_worker *w, struct evhttp_request *req)
@@ -423,6 +443,76 @@ static float *request_rows(struct ebm_http_worker *w,
 	return x;
 }
 
+/* A library failure while scoring, as the error to send; rows names the
+ * request's rows ("instances"). */
+static void maths_fail(const struct ebm_error *err, const char *rows,
+		struct ebm_http_error *e)
+{
+	if (err->code == EBM_STATUS_NUMERIC && err->line > 0) {
+		if (err->column > 0) {
+			ebm_http_fail(e, 422, "non_finite",
+					"%s[%llu][%llu]: not a finite number", rows,
+					(unsigned long long)err->line - 1,
+					(unsigned long long)err->column - 1);
+		} else {
+			ebm_http_fail(e, 422, "non_finite_energy",
+					"%s[%llu]: the energy of this row is not finite", rows,
+					(unsigned long long)err->line - 1);
+		}
+	} else if (err->code == EBM_STATUS_NUMERIC) {
+		ebm_http_fail(e, 422, "non_finite_energy", "%s", err->message);
+	} else {
+		ebm_log_error("scoring failed: %s", err->message);
+		ebm_http_fail(e, 500, "internal_error", "%s", err->message);
+	}
+}
+
+bool ebm_http_score(struct ebm_http_worker *w, const struct ebm_product *p,
+		struct ebm_http_model_stats *stats, const float *x, size_t n,
+		size_t d, double alpha, bool explain, const char *rows,
+		struct ebm_score **scores, float **contrib, struct ebm_http_error *e)
+{
+	size_t nd;
+	struct ebm_score *s = ebm_http_worker_scratch(w,
+			EBM_HTTP_SCRATCH_SCORES, n, sizeof(*s));
+	if (s == NULL || !ebm_mul_size(n, d, &nd)) {
+		return ebm_http_fail(e, 500, "internal_error",
+				"out of memory for this request");
+	}
+	struct ebm_error err;
+	ebm_error_clear(&err);
+	if (ebm_product_score(p, w->ctx, x, n, alpha, s, &err)
+			!= EBM_STATUS_OK) {
+		maths_fail(&err, rows, e);
+		return false;
+	}
+	float *c = NULL;
+	if (explain) {
+		c = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_OUT, nd,
+				sizeof(float));
+		if (c == NULL) {
+			return ebm_http_fail(e, 500, "internal_error",
+					"out of memory for this request");
+		}
+		if (ebm_product_explain(p, w->ctx, x, n, c, &err)
+				!= EBM_STATUS_OK) {
+			maths_fail(&err, rows, e);
+			return false;
+		}
+	}
+	uint64_t anomalies = 0;
+	for (size_t i = 0; i < n; i++) {
+		anomalies += s[i].anomaly;
+	}
+	if (stats != NULL) {
+		atomic_fetch_add(&stats->rows, n);
+		atomic_fetch_add(&stats->anomalies, anomalies);
+	}
+	*scores = s;
+	*contrib = c;
+	return true;
+}
+
 /* Scores the rows x (from request_rows) against t. */
 static int run_score(struct ebm_http_worker *w, struct evhttp_request *req,
 		const struct ebm_http_request *r, const struct target *t,
@@ -430,38 +520,13 @@ static int run_score(struct ebm_http_worker *w, struct evhttp_request *req,
 {
 	size_t n = r->n_rows;
 	size_t d = t->schema->d;
-	size_t nd = n * d;   /* request_rows checked it */
-	struct ebm_score *s = ebm_http_worker_scratch(w,
-			EBM_HTTP_SCRATCH_SCORES, n, sizeof(*s));
-	if (s == NULL) {
-		return nomem(w, req);
-	}
 	double alpha = r->has_alpha ? r->alpha : t->alpha;
-	struct ebm_error err;
-	ebm_error_clear(&err);
-	if (ebm_product_score(t->product, w->ctx, x, n, alpha, s, &err)
-			!= EBM_STATUS_OK) {
-		return maths_error(w, req, &err);
-	}
-	float *contrib = NULL;
-	if (r->explain) {
-		contrib = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_OUT, nd,
-				sizeof(float));
-		if (contrib == NULL) {
-			return nomem(w, req);
-		}
-		if (ebm_product_explain(t->product, w->ctx, x, n, contrib, &err)
-				!= EBM_STATUS_OK) {
-			return maths_error(w, req, &err);
-		}
-	}
-	uint64_t anomalies = 0;
-	for (size_t i = 0; i < n; i++) {
-		anomalies += s[i].anomaly;
-	}
-	if (t->stats != NULL) {
-		atomic_fetch_add(&t->stats->rows, n);
-		atomic_fetch_add(&t->stats->anomalies, anomalies);
+	struct ebm_score *s;
+	float *contrib;
+	struct ebm_http_error e;
+	if (!ebm_http_score(w, t->product, t->stats, x, n, d, alpha, r->explain,
+			"instances", &s, &contrib, &e)) {
+		return reply_error(w, req, &e);
 	}
 	header(&w->out, t);
 	ebm_http_buf_puts(&w->out, ",\"alpha\":");
@@ -689,10 +754,21 @@ struct refusal {
 	const char *value;
 };
 
+/* Endpoints behind the token and readiness (all but health and metrics). */
 static bool is_v1(enum ebm_http_endpoint ep)
 {
 	return ep != EBM_HTTP_EP_OTHER && ep != EBM_HTTP_EP_HEALTHZ
-			&& ep != EBM_HTTP_EP_READYZ && ep != EBM_HTTP_EP_METRICS;
+			&& ep != EBM_HTTP_EP_READYZ && ep != EBM_HTTP_EP_METRICS
+			&& ep != EBM_HTTP_EP_V2_LIVE && ep != EBM_HTTP_EP_V2_READY;
+}
+
+/* Of those, the ones that answer before any model is loaded: /v2's
+ * server metadata and model repository (which is how one gets loaded). */
+static bool needs_models(enum ebm_http_endpoint ep)
+{
+	return ep != EBM_HTTP_EP_V2_SERVER && ep != EBM_HTTP_EP_V2_REPO_INDEX
+			&& ep != EBM_HTTP_EP_V2_REPO_LOAD
+			&& ep != EBM_HTTP_EP_V2_REPO_UNLOAD;
 }
 
 /*
@@ -737,7 +813,7 @@ static bool refuse_head(const struct ebm_http_worker *w,
 		return !ebm_http_fail(&out->e, 503, "shutting_down",
 				"ebmd is shutting down");
 	}
-	if (c == NULL || c->n_model_files == 0) {
+	if ((c == NULL || c->n_model_files == 0) && needs_models(rt->ep)) {
 		return !ebm_http_fail(&out->e, 503, "not_ready",
 				"no model is loaded yet");
 	}
@@ -759,6 +835,9 @@ static int v1(struct ebm_http_worker *w, struct evhttp_request *req,
 	case EBM_HTTP_EP_COMPOSE:
 		return post_compose(w, req, c);
 	default:
+		if (ebm_http_v2_endpoint(rt->ep)) {
+			return ebm_http_v2(w, req, rt->ep, rt->name, rt->version, c);
+		}
 		return fail(w, req, 404, "not_found", "no such path");
 	}
 }
@@ -778,6 +857,8 @@ void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req)
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	struct route rt;
 	route_path(path, &rt);
+	w->v2 = path != NULL && strncmp(path, "/v2", 3) == 0
+			&& (path[3] == '\0' || path[3] == '/');
 	/* The catalog is held to the end: the request finishes on it. */
 	struct ebm_http_catalog *c = is_v1(rt.ep)
 			? ebm_http_server_acquire(w->server) : NULL;
@@ -800,6 +881,8 @@ void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req)
 		status = get_readyz(w, req);
 	} else if (rt.ep == EBM_HTTP_EP_METRICS) {
 		status = get_metrics(w, req);
+	} else if (rt.ep == EBM_HTTP_EP_V2_LIVE || rt.ep == EBM_HTTP_EP_V2_READY) {
+		status = ebm_http_v2(w, req, rt.ep, NULL, NULL, NULL);
 	} else {
 		status = v1(w, req, &rt, c);
 	}
@@ -809,6 +892,7 @@ void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req)
 	ebm_log_debug("%s %.200s -> %d (%.3f ms)", method_name(method),
 			path != NULL ? path : "-", status, dt * 1e3);
 	free(rt.name);
+	free(rt.version);
 }
 
 /* ======================================================================
@@ -846,6 +930,8 @@ void ebm_http_refuse_oversized(struct ebm_http_worker *w, const char *method,
 	enum evhttp_cmd_type m = parse_method(method != NULL ? method : "");
 	struct route rt;
 	route_path(path, &rt);
+	w->v2 = path != NULL && strncmp(path, "/v2", 3) == 0
+			&& (path[3] == '\0' || path[3] == '/');
 	struct ebm_http_catalog *c = is_v1(rt.ep)
 			? ebm_http_server_acquire(w->server) : NULL;
 	struct refusal r;
@@ -858,7 +944,11 @@ void ebm_http_refuse_oversized(struct ebm_http_worker *w, const char *method,
 	}
 	ebm_http_catalog_unref(c);
 	ebm_http_buf_reset(&w->out);
-	ebm_http_encode_error(&w->out, &r.e);
+	if (w->v2) {
+		ebm_http_v2_encode_error(&w->out, &r.e);
+	} else {
+		ebm_http_encode_error(&w->out, &r.e);
+	}
 	ebm_http_buf_reset(out);
 	ebm_http_buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 			"Cache-Control: no-store\r\nConnection: close\r\n",
@@ -874,6 +964,7 @@ void ebm_http_refuse_oversized(struct ebm_http_worker *w, const char *method,
 			method_name(m),
 			path != NULL ? path : "-", r.e.status);
 	free(rt.name);
+	free(rt.version);
 	if (uri != NULL) {
 		evhttp_uri_free(uri);
 	}

@@ -139,6 +139,20 @@ static enum ebm_status bind_socket(struct ebm_http_server *s,
 	return EBM_STATUS_OK;
 }
 
+/* The daemon's model repository for /v2 (set before the workers start,
+ * read by them). */
+void ebm_http_server_set_repository(struct ebm_http_server *s,
+		const struct ebm_http_repository *repo)
+{
+	s->repository = repo;
+}
+
+const struct ebm_http_repository *ebm_http_server_repository(
+		const struct ebm_http_server *s)
+{
+	return s->repository;
+}
+
 /* ======================================================================
  * Catalog swap
  * ==================================================================== */

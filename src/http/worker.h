@@ -149,6 +149,7 @@ struct ebm_http_server {
 	atomic_size_t running;        /* worker threads not yet exited */
 	void (*done)(void *);
 	void *done_user;
+	const struct ebm_http_repository *repository;  /* or NULL */
 };
 
 static inline struct timeval ms_to_tv(unsigned ms)
