@@ -33,6 +33,7 @@
 #include "ebm/ebm.h"
 #include "ebm/model.h"
 #include "ebm/product.h"
+#include "ebm/missing.h"
 
 struct json_t;
 
@@ -104,6 +105,13 @@ void ebm_http_encode_score_results(struct ebm_http_buf *b,
 		const struct ebm_score *s, size_t n_rows, const float *contrib,
 		size_t d);
 
+/* As ebm_http_encode_score_results, and a row of x (n_rows x d) with NaN
+ * (missing) gets "missing":[indices] and "imputed":[the values of
+ * completed there] after "anomaly". */
+void ebm_http_encode_score_results_missing(struct ebm_http_buf *b,
+		const struct ebm_score *s, size_t n_rows, const float *contrib,
+		size_t d, const float *x, const float *completed);
+
 /* "results":[{"repaired","delta","energy_before","energy_after",
  * "p_value_before","p_value_after"}...] appended to b. x and repaired are
  * n_rows x d; delta_scratch holds d floats. */
@@ -161,6 +169,7 @@ struct ebm_http_request {
 	size_t n_values;
 	size_t width;
 	/* score and compose */
+	bool has_null;             /* some feature is null (missing) */
 	bool has_alpha;
 	double alpha;
 	bool explain;
@@ -512,6 +521,7 @@ enum ebm_http_scratch {
 	EBM_HTTP_SCRATCH_P_AFTER,
 	EBM_HTTP_SCRATCH_ROW,       /* d floats (deltas) */
 	EBM_HTTP_SCRATCH_FIXED,     /* d bools */
+	EBM_HTTP_SCRATCH_COMPLETED, /* rows with missing values filled in */
 	EBM_HTTP_SCRATCH_COUNT
 };
 

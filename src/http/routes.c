@@ -440,7 +440,30 @@ static int run_score(struct ebm_http_worker *w, struct evhttp_request *req,
 	double alpha = r->has_alpha ? r->alpha : t->alpha;
 	struct ebm_error err;
 	ebm_error_clear(&err);
-	if (ebm_product_score(t->product, w->ctx, x, n, alpha, s, &err)
+	/* ---- missing values (API.md section 6): rows with null are
+	 * profiled by libebm (missing.h); explanations and the response use
+	 * the completed rows. A body without null takes the old path. */
+	const float *given = x;
+	float *completed = NULL;
+	if (r->has_null) {
+		completed = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_COMPLETED,
+				nd, sizeof(float));
+		if (completed == NULL) {
+			return nomem(w, req);
+		}
+		enum ebm_status st = ebm_product_score_missing(t->product, w->ctx,
+				x, n, alpha, s, completed, &err);
+		if (st == EBM_STATUS_INVALID_ARGUMENT && err.line > 0) {
+			return fail(w, req, 422, "all_missing",
+					"instances[%llu]: every feature is missing",
+					(unsigned long long)err.line - 1);
+		}
+		if (st != EBM_STATUS_OK) {
+			return maths_error(w, req, &err);
+		}
+		x = completed;
+		/* ---- end of missing values */
+	} else if (ebm_product_score(t->product, w->ctx, x, n, alpha, s, &err)
 			!= EBM_STATUS_OK) {
 		return maths_error(w, req, &err);
 	}
@@ -468,7 +491,12 @@ static int run_score(struct ebm_http_worker *w, struct evhttp_request *req,
 	ebm_http_buf_puts(&w->out, ",\"alpha\":");
 	ebm_http_buf_json_double(&w->out, alpha);
 	ebm_http_buf_add(&w->out, ",", 1);
-	ebm_http_encode_score_results(&w->out, s, n, contrib, d);
+	if (completed != NULL) {   /* missing values */
+		ebm_http_encode_score_results_missing(&w->out, s, n, contrib, d,
+				given, completed);
+	} else {
+		ebm_http_encode_score_results(&w->out, s, n, contrib, d);
+	}
 	ebm_http_buf_puts(&w->out, "}\n");
 	return reply(w, req, 200, CT_JSON);
 }
