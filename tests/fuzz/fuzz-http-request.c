@@ -12,6 +12,9 @@
  * the bit and the byte: the same verdict, status and message, the same
  * rows, alpha and explain; the same text for the float and double made of
  * the input's first bytes.
+ *
+ * Missing values: null is accepted in score and compose rows only, and
+ * becomes NaN exactly there (has_null set); repair rows never hold NaN.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -155,6 +158,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			}
 			check_error_body(&e);
+		} else {
+			bool nan = false;
+			for (size_t i = 0; i < r.n_rows * 3; i++) {
+				nan = nan || x[i] != x[i];
+			}
+			if ((nan && !r.has_null) || (kinds[k] == EBM_HTTP_KIND_REPAIR
+					&& (nan || r.has_null))) {
+				abort();
+			}
 		}
 		ebm_http_request_finish(&r);
 	}
