@@ -400,7 +400,11 @@ START_TEST(cache_reuse_and_bound)
 	ebm_product_missing_stats(p, &st);
 	ck_assert_uint_eq(st.reference_profiles, 0);
 	ck_assert_uint_eq(st.budget, EBM_MISSING_DEFAULT_BUDGET);
+	float probe[3 * D] = {1, NAN, 0, 3, 2, NAN, 1, 2, 0, 0, 0, NAN};
+	ck_assert_uint_eq(ebm_product_missing_uncached(p, probe, 3), 2);
 	score_hole(p, ctx, 1, &a);
+	ck_assert_uint_eq(ebm_product_missing_uncached(p, probe, 3), 1);
+	ck_assert_uint_eq(ebm_product_missing_uncached(p, probe, 2), 0);
 	score_hole(p, ctx, 1, &b);   /* the same hole: no new profile */
 	ck_assert(same_score(&a, &b, 1));
 	ebm_product_missing_stats(p, &st);

@@ -64,6 +64,16 @@ enum ebm_status ebm_product_score_missing(const struct ebm_product *p,
 		struct ebm_ctx *ctx, const float *x, size_t n_rows, double alpha,
 		struct ebm_score *out, float *completed, struct ebm_error *err);
 
+/*
+ * The number of distinct missing sets among the n_rows rows of x that the
+ * cache does not hold now: what ebm_product_score_missing() would profile
+ * the reference set for (each costs ebm_product_n_ref(p) descents), for a
+ * caller that bounds a request's cost before any maths. No maths, counts
+ * nothing in the stats; another thread may change the answer.
+ */
+size_t ebm_product_missing_uncached(const struct ebm_product *p,
+		const float *x, size_t n_rows);
+
 struct ebm_missing_stats {
 	uint64_t lookups;            /* missing sets looked up */
 	uint64_t hits;               /* ... found in the cache */

@@ -360,6 +360,14 @@ struct ebm_http_settings {
 #define EBM_HTTP_ADHOC_MAX_REF ((size_t)1 << 18)      /* 262,144 rows */
 #define EBM_HTTP_ADHOC_MAX_EVALS ((size_t)1 << 16)    /* 65,536 energies */
 
+/*
+ * Missing values: a score request may make ebmd profile at most this many
+ * reference rows for missing sets not yet cached (each a descent), that
+ * is at most EBM_HTTP_MAX_PROFILE_ROWS / n_ref new sets; beyond it is
+ * 422 too_many_missing_sets, checked before any maths.
+ */
+#define EBM_HTTP_MAX_PROFILE_ROWS ((size_t)1 << 16)
+
 struct ebm_http_catalog {
 	atomic_uint refs;
 	size_t n_entries;

@@ -451,6 +451,15 @@ static int run_score(struct ebm_http_worker *w, struct evhttp_request *req,
 		if (completed == NULL) {
 			return nomem(w, req);
 		}
+		size_t n_ref = ebm_product_n_ref(t->product);
+		size_t sets = ebm_product_missing_uncached(t->product, x, n);
+		if (sets > 0 && sets > EBM_HTTP_MAX_PROFILE_ROWS / n_ref) {
+			return fail(w, req, 422, "too_many_missing_sets",
+					"instances: %zu new sets of missing features would "
+					"profile %zu reference rows each; at most %zu per "
+					"request (send fewer distinct sets at a time)", sets,
+					n_ref, EBM_HTTP_MAX_PROFILE_ROWS / n_ref);
+		}
 		enum ebm_status st = ebm_product_score_missing(t->product, w->ctx,
 				x, n, alpha, s, completed, &err);
 		if (st == EBM_STATUS_INVALID_ARGUMENT && err.line > 0) {

@@ -176,6 +176,49 @@ static struct missing_set *insert(struct ebm_missing_cache *c,
 	return s;
 }
 
+size_t ebm_product_missing_uncached(const struct ebm_product *p,
+		const float *x, size_t n_rows)
+{
+	size_t d = p->d;
+	struct ebm_missing_cache *c = p->missing;
+	/* The distinct missing sets first, without the lock. */
+	bool *masks = ebm_alloc_array(n_rows > 0 ? n_rows : 1, d * sizeof(bool));
+	if (masks == NULL) {
+		return n_rows;   /* the caller's bound errs on the safe side */
+	}
+	size_t n_sets = 0;
+	for (size_t i = 0; i < n_rows; i++) {
+		const float *xi = x + i * d;
+		if (!ebm_row_has_missing(xi, d)) {
+			continue;
+		}
+		bool *m = masks + n_sets * d;
+		for (size_t j = 0; j < d; j++) {
+			m[j] = isnan(xi[j]);
+		}
+		bool seen = false;
+		for (size_t k = 0; k < n_sets && !seen; k++) {
+			seen = memcmp(masks + k * d, m, d * sizeof(bool)) == 0;
+		}
+		n_sets += !seen;
+	}
+	size_t n = 0;
+	pthread_mutex_lock(&c->lock);
+	for (size_t k = 0; k < n_sets; k++) {
+		const bool *m = masks + k * d;
+		uint64_t h = mask_hash(m, d);
+		struct missing_set *s = c->head;
+		while (s != NULL && !(s->hash == h
+				&& memcmp(s->mask, m, d * sizeof(bool)) == 0)) {
+			s = s->next;
+		}
+		n += s == NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(masks);
+	return n;
+}
+
 void ebm_product_missing_stats(const struct ebm_product *p,
 		struct ebm_missing_stats *out)
 {
