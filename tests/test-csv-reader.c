@@ -625,6 +625,42 @@ START_TEST(test_error_empty_cell)
 }
 END_TEST
 
+/* The _missing readers: an empty feature cell is NaN; a bad cell, an
+ * empty label and a ragged row are still errors. */
+START_TEST(test_empty_cell_missing)
+{
+	static const char text[] = "f0,f1,label\n1,,0\n , 2,1\n\"\",3,0\n";
+	struct ebm_table t;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_csv_read_table_buffer_missing(text,
+			sizeof(text) - 1, "data.csv", "label", true, &t, &err), 0);
+	ck_assert_uint_eq(t.n_rows, 3);
+	ck_assert_uint_eq(t.n_cols, 2);
+	ck_assert(t.data[0] == 1.0f && isnan(t.data[1]));
+	ck_assert(isnan(t.data[2]) && t.data[3] == 2.0f);
+	ck_assert(isnan(t.data[4]) && t.data[5] == 3.0f);
+	ck_assert(t.labels[1] == 1.0f);
+	ebm_table_finish(&t);
+	static const char bad_label[] = "f0,label\n1,\n";
+	ck_assert_int_eq(ebm_csv_read_table_buffer_missing(bad_label,
+			sizeof(bad_label) - 1, "data.csv", "label", true, &t, &err),
+			EBM_STATUS_FORMAT);
+	ck_assert_str_eq(err.message, "data.csv:2:2 (column 'label'): label "
+			"must be 0 or 1, got an empty cell");
+	static const char bad_cell[] = "f0,f1\n1,\n2,x\n";
+	ck_assert_int_eq(ebm_csv_read_table_buffer_missing(bad_cell,
+			sizeof(bad_cell) - 1, "data.csv", NULL, false, &t, &err),
+			EBM_STATUS_FORMAT);
+	ck_assert_str_eq(err.message,
+			"data.csv:3:2 (column 'f1'): expected a number, got 'x'");
+	/* And the ordinary reader still refuses the empty cell. */
+	ck_assert_int_eq(ebm_csv_read_table_buffer(text, sizeof(text) - 1,
+			"data.csv", "label", true, &t, &err), EBM_STATUS_FORMAT);
+	ck_assert_str_eq(err.message, "data.csv:2:2 (column 'f1'): expected a "
+			"number, got an empty cell");
+}
+END_TEST
+
 START_TEST(test_error_ragged)
 {
 	expect_row_error("f0,f1,f2,f3,f4,f5,f6\n"
@@ -1201,6 +1237,7 @@ static Suite *csv_suite(void)
 	tcase_add_test(tc, test_error_not_a_number);
 	tcase_add_test(tc, test_error_long_value_cut);
 	tcase_add_test(tc, test_error_empty_cell);
+	tcase_add_test(tc, test_empty_cell_missing);
 	tcase_add_test(tc, test_error_ragged);
 	tcase_add_test(tc, test_error_blank_line_in_middle);
 	tcase_add_test(tc, test_error_header);

@@ -101,8 +101,12 @@ START_TEST(test_wrong_types)
 			"got a number");
 	FAIL400("{\"instances\": [[1, 2], [1, \"2\", 3]]}", "wrong_type",
 			"instances[1][1]: expected a number, got a string");
-	FAIL400("{\"instances\": [[1, null]]}", "wrong_type",
-			"instances[0][1]: expected a number, got null");
+	/* null is a missing feature in score and compose rows only. */
+	expect_fail(EBM_HTTP_KIND_REPAIR, "{\"instances\": [[1, null]]}", true,
+			400, "wrong_type", "instances[0][1]: expected a number, got null");
+	expect_fail(EBM_HTTP_KIND_REPAIR, "{\"instances\": [{\"a\": null}]}",
+			true, 400, "wrong_type",
+			"instances[0].a: expected a number, got null");
 	FAIL400("{\"instances\": [[true]]}", "wrong_type",
 			"instances[0][0]: expected a number, got a boolean");
 	FAIL400("{\"instances\": [[\"NaN\"]]}", "wrong_type",
@@ -400,6 +404,47 @@ START_TEST(test_rows)
 			"instances[0]: missing feature 'c'");
 	ebm_http_schema_finish(&named);
 	ebm_http_schema_finish(&positional);
+}
+END_TEST
+
+/* Score rows: null is NaN (missing), has_null says so; absent is not null. */
+START_TEST(test_null_rows)
+{
+	struct ebm_http_schema named;
+	ck_assert(ebm_http_schema_init(&named, 3, names3));
+	static const enum ebm_http_kind kinds[] = { EBM_HTTP_KIND_SCORE,
+		EBM_HTTP_KIND_COMPOSE };
+	static const char body[] = "{\"models\": [\"m\"], \"instances\": "
+			"[[1, null, 3], {\"b\": null, \"c\": 4, \"a\": 5}, [7, 8, 9]]}";
+	for (size_t k = 0; k < 2; k++) {
+		struct ebm_http_request r;
+		struct ebm_http_error e;
+		ck_assert_msg(ebm_http_request_parse(&r, kinds[k], body,
+				strlen(body), true, MAX_ROWS, &e), "%s", e.message);
+		ck_assert(r.has_null);
+		float x[9];
+		ck_assert(ebm_http_request_rows(&r, &named, x, &e));
+		ck_assert(x[0] == 1 && isnan(x[1]) && x[2] == 3);
+		ck_assert(x[3] == 4 && x[4] == 5 && isnan(x[5]));
+		ck_assert(x[6] == 7 && x[7] == 8 && x[8] == 9);
+		ebm_http_request_finish(&r);
+	}
+	struct ebm_http_request r;
+	struct ebm_http_error e;
+	const char *plain = "{\"instances\": [{\"b\": 1, \"c\": 4, \"a\": 5}]}";
+	ck_assert(ebm_http_request_parse(&r, EBM_HTTP_KIND_SCORE, plain,
+			strlen(plain), true, MAX_ROWS, &e));
+	ck_assert(!r.has_null);
+	ebm_http_request_finish(&r);
+	const char *absent = "{\"instances\": [{\"b\": null, \"c\": 4}]}";
+	ck_assert(ebm_http_request_parse(&r, EBM_HTTP_KIND_SCORE, absent,
+			strlen(absent), true, MAX_ROWS, &e));
+	float x[3];
+	ck_assert(!ebm_http_request_rows(&r, &named, x, &e));
+	ck_assert_int_eq(e.status, 422);
+	ck_assert_str_eq(e.message, "instances[0]: missing feature 'a'");
+	ebm_http_request_finish(&r);
+	ebm_http_schema_finish(&named);
 }
 END_TEST
 
@@ -751,6 +796,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_check_bounds);
 	tcase_add_test(tc, test_check_compose);
 	tcase_add_test(tc, test_rows);
+	tcase_add_test(tc, test_null_rows);
 	tcase_add_test(tc, test_fixed);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("encode");

@@ -19,7 +19,8 @@
  * score, explain (integrated gradients from the median-energy reference
  * row) and repair (energy descent with a trust region and backtracking).
  *
- * Thread-safety: a product is immutable after creation and may be shared
+ * Thread-safety: a product is immutable after creation (but for the cache
+ * of include/ebm/missing.h, which guards itself) and may be shared
  * by threads, each with its own struct ebm_ctx. It borrows its models: they
  * must outlive it.
  */

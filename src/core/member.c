@@ -71,8 +71,11 @@ static inline float vexpf(float x)
 /*
  * Built twice, for baseline x86-64 and for AVX2 machines, and picked
  * at load time: 8-wide vectors halve the activations' share of a step.
+ * Not under ThreadSanitizer: an ifunc resolver runs before its runtime is
+ * up and crashes the program at load.
  */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) \
+		&& !defined(__SANITIZE_THREAD__)
 #define EBM_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define EBM_VECTOR_CLONES

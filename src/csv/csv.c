@@ -73,6 +73,7 @@ struct ebm_csv {
 	                          * and the duplicate check */
 
 	uint64_t row_line;
+	bool empty_nan;          /* an empty cell is NaN (missing), not an error */
 	bool done;
 	enum ebm_status status;  /* first error; then every call repeats it */
 	struct ebm_error error;
@@ -794,6 +795,10 @@ static bool parse_cell(struct ebm_csv *c, size_t i, float *out,
 		len--;
 	}
 	const char *name = c->names[i];
+	if (len == 0 && c->empty_nan) {
+		*out = NAN;
+		return true;
+	}
 	if (len == 0) {
 		loc_error(e, EBM_STATUS_FORMAT, c->origin, c->field_line, i + 1,
 				name, c->field_offset,
@@ -1061,6 +1066,13 @@ static enum ebm_status read_table(struct ebm_csv *c, const char *label_column,
 		}
 		if (label >= 0) {
 			float v = row[label];
+			if (isnan(v)) {
+				status = loc_error(err, EBM_STATUS_FORMAT, c->origin,
+						c->row_line, (uint64_t)label + 1,
+						c->names[label], UINT64_MAX,
+						"label must be 0 or 1, got an empty cell");
+				goto out;
+			}
 			if (v != 0.0f && v != 1.0f) {
 				status = loc_error(err, EBM_STATUS_FORMAT, c->origin,
 						c->row_line, (uint64_t)label + 1,
@@ -1087,8 +1099,26 @@ out:
 	return status;
 }
 
+static enum ebm_status read_path(const char *path, const char *label_column,
+		bool label_required, bool missing, struct ebm_table *out,
+		struct ebm_error *err);
+
 enum ebm_status ebm_csv_read_table(const char *path, const char *label_column,
 		bool label_required, struct ebm_table *out, struct ebm_error *err)
+{
+	return read_path(path, label_column, label_required, false, out, err);
+}
+
+enum ebm_status ebm_csv_read_table_missing(const char *path,
+		const char *label_column, bool label_required, struct ebm_table *out,
+		struct ebm_error *err)
+{
+	return read_path(path, label_column, label_required, true, out, err);
+}
+
+static enum ebm_status read_path(const char *path, const char *label_column,
+		bool label_required, bool missing, struct ebm_table *out,
+		struct ebm_error *err)
 {
 	if (out == NULL) {
 		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
@@ -1104,14 +1134,35 @@ enum ebm_status ebm_csv_read_table(const char *path, const char *label_column,
 	if (status != EBM_STATUS_OK) {
 		return status;
 	}
+	c->empty_nan = missing;
 	status = read_table(c, label_column, label_required, out, err);
 	ebm_csv_close(c);
 	return status;
 }
 
+static enum ebm_status read_buffer(const char *data, size_t size,
+		const char *origin, const char *label_column, bool label_required,
+		bool missing, struct ebm_table *out, struct ebm_error *err);
+
 enum ebm_status ebm_csv_read_table_buffer(const char *data, size_t size,
 		const char *origin, const char *label_column, bool label_required,
 		struct ebm_table *out, struct ebm_error *err)
+{
+	return read_buffer(data, size, origin, label_column, label_required,
+			false, out, err);
+}
+
+enum ebm_status ebm_csv_read_table_buffer_missing(const char *data,
+		size_t size, const char *origin, const char *label_column,
+		bool label_required, struct ebm_table *out, struct ebm_error *err)
+{
+	return read_buffer(data, size, origin, label_column, label_required,
+			true, out, err);
+}
+
+static enum ebm_status read_buffer(const char *data, size_t size,
+		const char *origin, const char *label_column, bool label_required,
+		bool missing, struct ebm_table *out, struct ebm_error *err)
 {
 	if (out == NULL) {
 		return ebm_error_set(err, EBM_STATUS_INVALID_ARGUMENT,
@@ -1128,6 +1179,7 @@ enum ebm_status ebm_csv_read_table_buffer(const char *data, size_t size,
 	if (status != EBM_STATUS_OK) {
 		return status;
 	}
+	c->empty_nan = missing;
 	status = read_table(c, label_column, label_required, out, err);
 	ebm_csv_close(c);
 	return status;

@@ -13,7 +13,8 @@
  *     elsewhere in an unquoted field is an ordinary character;
  *   - every data cell is a finite decimal number (strtod syntax in the "C"
  *     locale, spaces and tabs around it allowed) that fits a 32-bit float;
- *     empty cells, nan/inf in any spelling and hex floats are rejected;
+ *     empty cells (unless read with the _missing functions below),
+ *     nan/inf in any spelling and hex floats are rejected;
  *   - every data row has exactly as many fields as the header; a blank line
  *     counts as a row of zero fields, except that blank lines at the very
  *     end of the input are ignored;
@@ -144,6 +145,19 @@ enum ebm_status ebm_csv_read_table(const char *path, const char *label_column,
 enum ebm_status ebm_csv_read_table_buffer(const char *data, size_t size,
 		const char *origin, const char *label_column, bool label_required,
 		struct ebm_table *out, struct ebm_error *err);
+
+/*
+ * As ebm_csv_read_table and ebm_csv_read_table_buffer, except that an
+ * empty feature cell (nothing but spaces and tabs) is read as NaN, a
+ * missing value, for `ebmd-train score` and `eval` (API.md section 6);
+ * an empty label cell is still an error.
+ */
+enum ebm_status ebm_csv_read_table_missing(const char *path,
+		const char *label_column, bool label_required, struct ebm_table *out,
+		struct ebm_error *err);
+enum ebm_status ebm_csv_read_table_buffer_missing(const char *data,
+		size_t size, const char *origin, const char *label_column,
+		bool label_required, struct ebm_table *out, struct ebm_error *err);
 
 /* Frees everything t owns and zeroes it. Safe on a zeroed table and NULL. */
 void ebm_table_finish(struct ebm_table *t);

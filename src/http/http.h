@@ -36,6 +36,7 @@
 #include "ebm/ebm.h"
 #include "ebm/model.h"
 #include "ebm/product.h"
+#include "ebm/missing.h"
 
 struct json_t;
 
@@ -107,6 +108,13 @@ void ebm_http_encode_score_results(struct ebm_http_buf *b,
 		const struct ebm_score *s, size_t n_rows, const float *contrib,
 		size_t d);
 
+/* As ebm_http_encode_score_results, and a row of x (n_rows x d) with NaN
+ * (missing) gets "missing":[indices] and "imputed":[the values of
+ * completed there] after "anomaly". */
+void ebm_http_encode_score_results_missing(struct ebm_http_buf *b,
+		const struct ebm_score *s, size_t n_rows, const float *contrib,
+		size_t d, const float *x, const float *completed);
+
 /* "results":[{"repaired","delta","energy_before","energy_after",
  * "p_value_before","p_value_after"}...] appended to b. x and repaired are
  * n_rows x d; delta_scratch holds d floats. */
@@ -164,6 +172,7 @@ struct ebm_http_request {
 	size_t n_values;
 	size_t width;
 	/* score and compose */
+	bool has_null;             /* some feature is null (missing) */
 	bool has_alpha;
 	double alpha;
 	bool explain;
@@ -365,6 +374,14 @@ struct ebm_http_settings {
 #define EBM_HTTP_ADHOC_MAX_REF ((size_t)1 << 18)      /* 262,144 rows */
 #define EBM_HTTP_ADHOC_MAX_EVALS ((size_t)1 << 16)    /* 65,536 energies */
 
+/*
+ * Missing values: a score request may make ebmd profile at most this many
+ * reference rows for missing sets not yet cached (each a descent), that
+ * is at most EBM_HTTP_MAX_PROFILE_ROWS / n_ref new sets; beyond it is
+ * 422 too_many_missing_sets, checked before any maths.
+ */
+#define EBM_HTTP_MAX_PROFILE_ROWS ((size_t)1 << 16)
+
 struct ebm_http_catalog {
 	atomic_uint refs;
 	size_t n_entries;
@@ -548,6 +565,7 @@ enum ebm_http_scratch {
 	EBM_HTTP_SCRATCH_P_AFTER,
 	EBM_HTTP_SCRATCH_ROW,       /* d floats (deltas) */
 	EBM_HTTP_SCRATCH_FIXED,     /* d bools */
+	EBM_HTTP_SCRATCH_COMPLETED, /* rows with missing values filled in */
 	EBM_HTTP_SCRATCH_COUNT
 };
 
@@ -594,13 +612,17 @@ bool ebm_http_content_type_json(struct evhttp_request *req);
  * routes.c: the one scoring path of /v1 and /v2. Scores the n rows x (n x
  * d floats, raw units) against p at alpha, with contributions when
  * explain, counts rows and anomalies in stats (may be NULL). *scores and
- * *contrib (NULL unless explain) are the worker's scratch. On failure e
- * names the row as "<rows>[i]" (rows: "instances", "inputs").
+ * *contrib (NULL unless explain) are the worker's scratch. With
+ * has_missing, NaN features are missing (API.md section 6): the rows are
+ * profiled (missing.h) and *completed is the worker's scratch with them
+ * filled in (NULL otherwise); contributions are of the completed rows.
+ * On failure e names the row as "<rows>[i]" (rows: "instances", "inputs").
  */
 bool ebm_http_score(struct ebm_http_worker *w, const struct ebm_product *p,
 		struct ebm_http_model_stats *stats, const float *x, size_t n,
-		size_t d, double alpha, bool explain, const char *rows,
-		struct ebm_score **scores, float **contrib, struct ebm_http_error *e);
+		size_t d, double alpha, bool explain, bool has_missing,
+		const char *rows, struct ebm_score **scores, float **contrib,
+		const float **completed, struct ebm_http_error *e);
 
 /* ======================================================================
  * Open Inference Protocol, /v2 (v2.c, tensor.c)

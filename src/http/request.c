@@ -135,7 +135,20 @@ static void where_key(char *buf, size_t size, size_t row, const char *key)
 			strlen(key) > 64 ? "..." : "");
 }
 
-static bool check_row(const json_t *row, size_t i, struct ebm_http_error *e)
+/* A row's value: a float, or -- in score rows, API.md section 6 -- null
+ * for a missing feature. */
+static bool check_value(const json_t *v, const char *where, bool nulls,
+		bool *has_null, struct ebm_http_error *e)
+{
+	if (nulls && json_is_null(v)) {
+		*has_null = true;
+		return true;
+	}
+	return check_float(v, where, e);
+}
+
+static bool check_row(const json_t *row, size_t i, bool nulls,
+		bool *has_null, struct ebm_http_error *e)
 {
 	char where[128];
 	if (json_is_array(row)) {
@@ -143,7 +156,7 @@ static bool check_row(const json_t *row, size_t i, struct ebm_http_error *e)
 		const json_t *v;
 		json_array_foreach(row, j, v) {
 			snprintf(where, sizeof(where), "instances[%zu][%zu]", i, j);
-			if (!check_float(v, where, e)) {
+			if (!check_value(v, where, nulls, has_null, e)) {
 				return false;
 			}
 		}
@@ -154,7 +167,7 @@ static bool check_row(const json_t *row, size_t i, struct ebm_http_error *e)
 		const json_t *v;
 		json_object_foreach((json_t *)row, key, v) {
 			where_key(where, sizeof(where), i, key);
-			if (!check_float(v, where, e)) {
+			if (!check_value(v, where, nulls, has_null, e)) {
 				return false;
 			}
 		}
@@ -684,8 +697,10 @@ bool ebm_http_request_parse(struct ebm_http_request *r,
 	r->n_rows = json_array_size(inst);
 	size_t i;
 	json_t *row;
+	/* null is a missing feature in score rows only (docs/daemon.md). */
+	bool nulls = kind == EBM_HTTP_KIND_SCORE || kind == EBM_HTTP_KIND_COMPOSE;
 	json_array_foreach(inst, i, row) {
-		if (!check_row(row, i, e)) {
+		if (!check_row(row, i, nulls, &r->has_null, e)) {
 			goto fail;
 		}
 	}
@@ -788,6 +803,12 @@ bool ebm_http_request_check(const struct ebm_http_request *r,
 	return true;
 }
 
+/* A value phase 1 passed: a number, or null (missing) as NaN. */
+static float row_value(const json_t *v)
+{
+	return json_is_null(v) ? NAN : (float)json_number_value(v);
+}
+
 static bool object_row(const json_t *row, size_t i,
 		const struct ebm_http_schema *s, float *x, struct ebm_http_error *e)
 {
@@ -797,12 +818,9 @@ static bool object_row(const json_t *row, size_t i,
 				"instances[%zu]: this model has no feature names; "
 				"send an array of %zu numbers", i, d);
 	}
-	/* Every value is finite (phase 1), so NaN marks "not given". */
-	for (size_t j = 0; j < d; j++) {
-		x[j] = NAN;
-	}
 	const char *key;
 	json_t *v;
+	size_t given = 0;
 	json_object_foreach((json_t *)row, key, v) {
 		long j = ebm_http_schema_index(s, key);
 		if (j < 0) {
@@ -811,10 +829,13 @@ static bool object_row(const json_t *row, size_t i,
 			return ebm_http_fail(e, 422, "unknown_feature",
 					"%s: unknown feature '%.64s'", where, key);
 		}
-		x[j] = (float)json_number_value(v);
+		x[j] = row_value(v);
+		given++;
 	}
-	for (size_t j = 0; j < d; j++) {
-		if (isnan(x[j])) {
+	/* Keys are distinct (the parser refuses duplicates) and known, so
+	 * fewer than d of them leave a feature out: absent is not null. */
+	for (size_t j = 0; given < d && j < d; j++) {
+		if (json_object_get(row, s->names[j]) == NULL) {
 			return ebm_http_fail(e, 422, "missing_feature",
 					"instances[%zu]: missing feature '%.64s'", i,
 					s->names[j]);
@@ -854,7 +875,7 @@ bool ebm_http_request_rows(const struct ebm_http_request *r,
 					n);
 		}
 		for (size_t j = 0; j < d; j++) {
-			xi[j] = (float)json_number_value(json_array_get(row, j));
+			xi[j] = row_value(json_array_get(row, j));
 		}
 	}
 	return true;

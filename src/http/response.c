@@ -280,6 +280,40 @@ void ebm_http_encode_score_results(struct ebm_http_buf *b,
 		const struct ebm_score *s, size_t n_rows, const float *contrib,
 		size_t d)
 {
+	ebm_http_encode_score_results_missing(b, s, n_rows, contrib, d, NULL,
+			NULL);
+}
+
+/* ,"missing":[j...],"imputed":[v...] for the NaN entries of xi. */
+static void missing_fields(struct ebm_http_buf *b, const float *xi,
+		const float *ci, size_t d)
+{
+	ebm_http_buf_puts(b, ",\"missing\":[");
+	bool first = true;
+	for (size_t j = 0; j < d; j++) {
+		if (isnan(xi[j])) {
+			ebm_http_buf_printf(b, first ? "%zu" : ",%zu", j);
+			first = false;
+		}
+	}
+	ebm_http_buf_puts(b, "],\"imputed\":[");
+	first = true;
+	for (size_t j = 0; j < d; j++) {
+		if (isnan(xi[j])) {
+			if (!first) {
+				ebm_http_buf_add(b, ",", 1);
+			}
+			ebm_http_buf_json_float(b, ci[j]);
+			first = false;
+		}
+	}
+	ebm_http_buf_add(b, "]", 1);
+}
+
+void ebm_http_encode_score_results_missing(struct ebm_http_buf *b,
+		const struct ebm_score *s, size_t n_rows, const float *contrib,
+		size_t d, const float *x, const float *completed)
+{
 	ebm_http_buf_puts(b, "\"results\":[");
 	for (size_t i = 0; i < n_rows && !b->failed; i++) {
 		/* One reservation per row: the fixed keys and three numbers. */
@@ -296,6 +330,9 @@ void ebm_http_encode_score_results(struct ebm_http_buf *b,
 		o = s[i].anomaly ? PUT(o, ",\"anomaly\":true")
 				: PUT(o, ",\"anomaly\":false");
 		commit(b, o);
+		if (x != NULL && ebm_row_has_missing(x + i * d, d)) {
+			missing_fields(b, x + i * d, completed + i * d, d);
+		}
 		if (contrib != NULL) {
 			ebm_http_buf_puts(b, ",\"contributions\":");
 			float_array(b, contrib + i * d, d);

@@ -469,8 +469,9 @@ static void maths_fail(const struct ebm_error *err, const char *rows,
 
 bool ebm_http_score(struct ebm_http_worker *w, const struct ebm_product *p,
 		struct ebm_http_model_stats *stats, const float *x, size_t n,
-		size_t d, double alpha, bool explain, const char *rows,
-		struct ebm_score **scores, float **contrib, struct ebm_http_error *e)
+		size_t d, double alpha, bool explain, bool has_missing,
+		const char *rows, struct ebm_score **scores, float **contrib,
+		const float **completed, struct ebm_http_error *e)
 {
 	size_t nd;
 	struct ebm_score *s = ebm_http_worker_scratch(w,
@@ -481,7 +482,41 @@ bool ebm_http_score(struct ebm_http_worker *w, const struct ebm_product *p,
 	}
 	struct ebm_error err;
 	ebm_error_clear(&err);
-	if (ebm_product_score(p, w->ctx, x, n, alpha, s, &err)
+	*completed = NULL;
+	/* ---- missing values (API.md section 6): rows with NaN (null) are
+	 * profiled by libebm (missing.h); explanations and the response use
+	 * the completed rows. Rows without take the plain path. */
+	if (has_missing) {
+		float *done = ebm_http_worker_scratch(w, EBM_HTTP_SCRATCH_COMPLETED,
+				nd, sizeof(float));
+		if (done == NULL) {
+			return ebm_http_fail(e, 500, "internal_error",
+					"out of memory for this request");
+		}
+		size_t n_ref = ebm_product_n_ref(p);
+		size_t sets = ebm_product_missing_uncached(p, x, n);
+		if (sets > 0 && sets > EBM_HTTP_MAX_PROFILE_ROWS / n_ref) {
+			return ebm_http_fail(e, 422, "too_many_missing_sets",
+					"%s: %zu new sets of missing features would profile "
+					"%zu reference rows each; at most %zu per request "
+					"(send fewer distinct sets at a time)", rows, sets,
+					n_ref, EBM_HTTP_MAX_PROFILE_ROWS / n_ref);
+		}
+		enum ebm_status st = ebm_product_score_missing(p, w->ctx, x, n,
+				alpha, s, done, &err);
+		if (st == EBM_STATUS_INVALID_ARGUMENT && err.line > 0) {
+			return ebm_http_fail(e, 422, "all_missing",
+					"%s[%llu]: every feature is missing", rows,
+					(unsigned long long)err.line - 1);
+		}
+		if (st != EBM_STATUS_OK) {
+			maths_fail(&err, rows, e);
+			return false;
+		}
+		x = done;
+		*completed = done;
+		/* ---- end of missing values */
+	} else if (ebm_product_score(p, w->ctx, x, n, alpha, s, &err)
 			!= EBM_STATUS_OK) {
 		maths_fail(&err, rows, e);
 		return false;
@@ -523,16 +558,22 @@ static int run_score(struct ebm_http_worker *w, struct evhttp_request *req,
 	double alpha = r->has_alpha ? r->alpha : t->alpha;
 	struct ebm_score *s;
 	float *contrib;
+	const float *completed;
 	struct ebm_http_error e;
 	if (!ebm_http_score(w, t->product, t->stats, x, n, d, alpha, r->explain,
-			"instances", &s, &contrib, &e)) {
+			r->has_null, "instances", &s, &contrib, &completed, &e)) {
 		return reply_error(w, req, &e);
 	}
 	header(&w->out, t);
 	ebm_http_buf_puts(&w->out, ",\"alpha\":");
 	ebm_http_buf_json_double(&w->out, alpha);
 	ebm_http_buf_add(&w->out, ",", 1);
-	ebm_http_encode_score_results(&w->out, s, n, contrib, d);
+	if (completed != NULL) {   /* missing values */
+		ebm_http_encode_score_results_missing(&w->out, s, n, contrib, d,
+				x, completed);
+	} else {
+		ebm_http_encode_score_results(&w->out, s, n, contrib, d);
+	}
 	ebm_http_buf_puts(&w->out, "}\n");
 	return reply(w, req, 200, CT_JSON);
 }

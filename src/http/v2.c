@@ -548,6 +548,7 @@ static int post_infer(struct ebm_http_worker *w, struct evhttp_request *req,
 	float *x = NULL;
 	struct ebm_score *s;
 	float *contrib;
+	const float *completed;   /* NaN is refused in tensors (tensor.c) */
 	if (entry == NULL || !ebm_http_request_check(&base, &e)) {
 		status = ebm_http_reply_error(w, req, &e);
 	} else if (!ebm_mul_size(r.n_rows, entry->schema.d, &nd)
@@ -561,8 +562,8 @@ static int post_infer(struct ebm_http_worker *w, struct evhttp_request *req,
 	} else {
 		double alpha = r.has_alpha ? r.alpha : entry->alpha;
 		if (!ebm_http_score(w, entry->product, entry->stats, x, r.n_rows,
-				entry->schema.d, alpha, r.explain, "inputs", &s, &contrib,
-				&e)) {
+				entry->schema.d, alpha, r.explain, false, "inputs", &s,
+				&contrib, &completed, &e)) {
 			status = ebm_http_reply_error(w, req, &e);
 		} else {
 			status = infer_reply(w, req, &r, entry, alpha, s, contrib);

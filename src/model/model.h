@@ -85,7 +85,14 @@ struct ebm_product {
 	size_t n_ref;
 	float *ref_energy;              /* owned, ascending */
 	float *median_row;              /* owned, d floats */
+	/* missing.c: profiled reference energies per missing set; the one
+	 * part that changes after creation, behind its own mutex. Owned. */
+	struct ebm_missing_cache *missing;
 };
+
+/* missing.c: an empty cache (aborts on OOM), and its release. */
+struct ebm_missing_cache *ebm_missing_cache_create(void);
+void ebm_missing_cache_destroy(struct ebm_missing_cache *c);
 
 /*
  * product.c: energy (and grad, n x d, if not NULL) of the product for n

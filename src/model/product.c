@@ -238,6 +238,7 @@ enum ebm_status ebm_product_create_cached(
 	p->n = n;
 	p->d = ebm_model_n_features(models[0]);
 	p->alpha = 1.0f;
+	p->missing = ebm_missing_cache_create();
 	for (size_t k = 0; k < n; k++) {
 		p->models[k] = models[k];
 		p->weights[k] = weights != NULL ? weights[k] : 1.0;
@@ -313,6 +314,7 @@ void ebm_product_destroy(struct ebm_product *p)
 	}
 	free(p->ref_energy);
 	free(p->median_row);
+	ebm_missing_cache_destroy(p->missing);
 	free(p);
 }
 

@@ -25,6 +25,11 @@ static const char help[] =
 	"share their rank. Columns are matched to the model's features by\n"
 	"name (any order).\n"
 	"\n"
+	"An empty cell is a missing value, profiled out as in 'score'. When\n"
+	"some row has one, rows are ranked by p_value instead (ascending, ties\n"
+	"by score): energies with different features profiled out are not\n"
+	"comparable, p-values are.\n"
+	"\n"
 	"Options:\n"
 	"  --model FILE          the model (.ebm)\n"
 	"  --data FILE           CSV with a header row and a label column\n"
@@ -155,13 +160,17 @@ static bool evaluate(const struct ebm_tool_data *data,
 		ebm_tool_error("%s: out of memory for %zu rows", data->path, n);
 		goto out;
 	}
-	if (!read_labels(data, label) || !ebm_tool_data_score(data, m,
-			r->alpha, s)) {
+	if (!read_labels(data, label) || !ebm_tool_data_score_missing(data, m,
+			r->alpha, s, NULL)) {
 		goto out;
 	}
 	r->n_rows = n;
+	/* With holes: 1 - p_value, ties broken by score with a term below
+	 * half the p-values' grid step 1 / (n_ref + 1). */
+	double step = 1.0 / ((double)ebm_model_n_ref(m) + 1.0);
 	for (size_t i = 0; i < n; i++) {
-		energy[i] = s[i].energy;
+		energy[i] = !data->missing ? s[i].energy : 1.0 - s[i].p_value
+				+ atan((double)s[i].score) / 3.14159265358979 * 0.9 * step;
 		flagged[i] = s[i].anomaly;
 		r->n_anomalies += label[i] ? 1 : 0;
 		r->n_flagged += flagged[i] ? 1 : 0;
@@ -244,7 +253,7 @@ int ebm_tool_cmd_eval(int argc, char **argv)
 	if (!alpha_given) {
 		r.alpha = ebm_tool_float_value(ebm_model_alpha(m));
 	}
-	if (!ebm_tool_data_load(r.data, m, r.label, true, &data)) {
+	if (!ebm_tool_data_load_missing(r.data, m, r.label, true, &data)) {
 		goto out;
 	}
 	if (data.n_rows == 0) {

@@ -2,7 +2,10 @@
  * cmd-score.c — `ebmd-train score`: scores every row of a CSV against a
  * model and writes energy,score,p_value,anomaly as CSV to stdout, one line
  * per input row in input order (API.md section 1 defines the numbers).
+ * Empty cells are missing values, profiled out (API.md section 6); with
+ * --imputed two more columns say which and with what.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -17,6 +20,9 @@ static const char help[] =
 	"  energy,score,p_value,anomaly\n"
 	"one line per data row, in order; anomaly is 1 when p_value < alpha.\n"
 	"Columns are matched to the model's features by name (any order).\n"
+	"An empty cell is a missing value: the row is scored with it profiled\n"
+	"out (energy minimized over it, the p-value against the reference set\n"
+	"treated the same way).\n"
 	"\n"
 	"Options:\n"
 	"  --model FILE          the model (.ebm)\n"
@@ -26,16 +32,45 @@ static const char help[] =
 	"                        explicitly must exist)\n"
 	"  --alpha A             significance level, 0 < A < 1 (default: the\n"
 	"                        model's)\n"
+	"  --imputed             two more columns: missing (the feature\n"
+	"                        indices of the empty cells, ';'-separated) and\n"
+	"                        imputed (their profiled values, raw units)\n"
 	"  -h, --help            show this help\n";
 
-enum { OPT_MODEL, OPT_DATA, OPT_LABEL, OPT_ALPHA };
+enum { OPT_MODEL, OPT_DATA, OPT_LABEL, OPT_ALPHA, OPT_IMPUTED };
 
 static const struct ebm_tool_opt opts[] = {
 	[OPT_MODEL] = { "--model", true },
 	[OPT_DATA] = { "--data", true },
 	[OPT_LABEL] = { "--label-column", true },
 	[OPT_ALPHA] = { "--alpha", true },
+	[OPT_IMPUTED] = { "--imputed", false },
 };
+
+/* ",missing,imputed" cells of one row: indices and values of its NaNs. */
+static void print_imputed(const float *x, const float *done, size_t d)
+{
+	const char *sep = ",";
+	for (size_t j = 0; j < d; j++) {
+		if (isnan(x[j])) {
+			printf("%s%zu", sep, j);
+			sep = ";";
+		}
+	}
+	if (sep[0] == ',') {
+		putchar(',');
+	}
+	sep = ",";
+	for (size_t j = 0; j < d; j++) {
+		if (isnan(x[j])) {
+			printf("%s%.9g", sep, (double)done[j]);
+			sep = ";";
+		}
+	}
+	if (sep[0] == ',') {
+		putchar(',');
+	}
+}
 
 int ebm_tool_cmd_score(int argc, char **argv)
 {
@@ -45,6 +80,7 @@ int ebm_tool_cmd_score(int argc, char **argv)
 	bool label_given = false;
 	double alpha = 0;
 	bool alpha_given = false;
+	bool imputed = false;
 
 	struct ebm_tool_args a;
 	ebm_tool_args_init(&a, "score", argc, argv);
@@ -77,6 +113,9 @@ int ebm_tool_cmd_score(int argc, char **argv)
 			}
 			alpha_given = true;
 			break;
+		case OPT_IMPUTED:
+			imputed = true;
+			break;
 		default:
 			return EBM_TOOL_EXIT_USAGE;
 		}
@@ -89,6 +128,7 @@ int ebm_tool_cmd_score(int argc, char **argv)
 	int rc = EBM_TOOL_EXIT_FAILURE;
 	struct ebm_tool_data data = { 0 };
 	struct ebm_score *s = NULL;
+	float *done = NULL;
 	struct ebm_model *m = ebm_tool_model_load(model_path);
 	if (m == NULL) {
 		goto out;
@@ -96,29 +136,39 @@ int ebm_tool_cmd_score(int argc, char **argv)
 	if (!alpha_given) {
 		alpha = ebm_tool_float_value(ebm_model_alpha(m));
 	}
-	if (!ebm_tool_data_load(data_path, m, label, label_given, &data)) {
+	if (!ebm_tool_data_load_missing(data_path, m, label, label_given,
+			&data)) {
 		goto out;
 	}
 	s = ebm_alloc_array(data.n_rows, sizeof(*s));
-	if (s == NULL) {
+	if (imputed) {
+		done = ebm_alloc_array(data.n_rows, data.d * sizeof(float));
+	}
+	if (s == NULL || (imputed && done == NULL)) {
 		ebm_tool_error("%s: out of memory for %zu rows", data_path,
 				data.n_rows);
 		goto out;
 	}
 	/* Everything is scored before anything is printed, so that a bad
 	 * row leaves no half-written output behind. */
-	if (!ebm_tool_data_score(&data, m, alpha, s)) {
+	if (!ebm_tool_data_score_missing(&data, m, alpha, s, done)) {
 		goto out;
 	}
-	puts("energy,score,p_value,anomaly");
+	puts(imputed ? "energy,score,p_value,anomaly,missing,imputed"
+			: "energy,score,p_value,anomaly");
 	for (size_t i = 0; i < data.n_rows; i++) {
-		printf("%.9g,%.9g,%.9g,%d\n", (double)s[i].energy,
+		printf("%.9g,%.9g,%.9g,%d", (double)s[i].energy,
 				(double)s[i].score, s[i].p_value, s[i].anomaly ? 1 : 0);
+		if (imputed) {
+			print_imputed(data.x + i * data.d, done + i * data.d, data.d);
+		}
+		putchar('\n');
 	}
 	rc = EBM_TOOL_EXIT_OK;
 
 out:
 	free(s);
+	free(done);
 	ebm_tool_data_finish(&data);
 	ebm_model_destroy(m);
 	return rc;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "csv/csv.h"
+#include "ebm/missing.h"
 #include "tool/tool.h"
 #include "util/util.h"
 
@@ -108,8 +109,26 @@ static bool identity(const size_t *col, size_t d)
 	return true;
 }
 
+static bool data_load(const char *path, const struct ebm_model *m,
+		const char *label_column, bool label_required, bool missing,
+		struct ebm_tool_data *out);
+
 bool ebm_tool_data_load(const char *path, const struct ebm_model *m,
 		const char *label_column, bool label_required,
+		struct ebm_tool_data *out)
+{
+	return data_load(path, m, label_column, label_required, false, out);
+}
+
+bool ebm_tool_data_load_missing(const char *path, const struct ebm_model *m,
+		const char *label_column, bool label_required,
+		struct ebm_tool_data *out)
+{
+	return data_load(path, m, label_column, label_required, true, out);
+}
+
+static bool data_load(const char *path, const struct ebm_model *m,
+		const char *label_column, bool label_required, bool missing,
 		struct ebm_tool_data *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -120,8 +139,12 @@ bool ebm_tool_data_load(const char *path, const struct ebm_model *m,
 	struct ebm_error err;
 	ebm_error_clear(&err);
 
-	if (ebm_csv_read_table(path, label_column, label_required, t, &err)
-			!= EBM_STATUS_OK) {
+	enum ebm_status st = missing
+			? ebm_csv_read_table_missing(path, label_column, label_required,
+					t, &err)
+			: ebm_csv_read_table(path, label_column, label_required, t,
+					&err);
+	if (st != EBM_STATUS_OK) {
 		ebm_tool_print_error(path, NULL, &err);
 		free(t);
 		return false;
@@ -154,6 +177,9 @@ bool ebm_tool_data_load(const char *path, const struct ebm_model *m,
 			}
 		}
 		out->x = out->owned_x;
+	}
+	for (size_t i = 0; missing && i < out->n_rows && !out->missing; i++) {
+		out->missing = ebm_row_has_missing(out->x + i * d, d);
 	}
 	free(col);
 	return true;
@@ -204,6 +230,57 @@ bool ebm_tool_data_score(const struct ebm_tool_data *data,
 			ebm_tool_print_error(data->path, "cannot score", &err);
 		}
 	}
+	ebm_ctx_destroy(ctx);
+	return ok;
+}
+
+bool ebm_tool_data_score_missing(const struct ebm_tool_data *data,
+		const struct ebm_model *m, double alpha, struct ebm_score *out,
+		float *completed)
+{
+	size_t d = data->d;
+	if (!data->missing) {
+		if (completed != NULL) {
+			memcpy(completed, data->x, data->n_rows * d * sizeof(float));
+		}
+		return ebm_tool_data_score(data, m, alpha, out);
+	}
+	/* The product of the model alone scores as the model does; it holds
+	 * the profiled reference sets, one per missing set, for all blocks. */
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	struct ebm_product *p = NULL;
+	struct ebm_error err;
+	ebm_error_clear(&err);
+	if (ctx == NULL || ebm_product_create(&m, NULL, 1, ctx, &p, &err)
+			!= EBM_STATUS_OK) {
+		ebm_tool_print_error(data->path, "cannot score", &err);
+		ebm_ctx_destroy(ctx);
+		return false;
+	}
+	bool ok = true;
+	for (size_t i = 0; i < data->n_rows && ok; i += SCORE_BLOCK) {
+		size_t n = data->n_rows - i;
+		n = n < SCORE_BLOCK ? n : SCORE_BLOCK;
+		ebm_error_clear(&err);
+		enum ebm_status st = ebm_product_score_missing(p, ctx,
+				data->x + i * d, n, alpha, out + i,
+				completed != NULL ? completed + i * d : NULL, &err);
+		if (st == EBM_STATUS_OK) {
+			continue;
+		}
+		ok = false;
+		bool located = err.line >= 1 && err.line <= n;
+		if (st == EBM_STATUS_INVALID_ARGUMENT && located) {
+			ebm_tool_error("%s:%" PRIu64 ": every feature is missing",
+					data->path, data->lines[i + err.line - 1]);
+		} else if (st == EBM_STATUS_NUMERIC && located) {
+			ebm_tool_error("%s:%" PRIu64 ": energy is not finite",
+					data->path, data->lines[i + err.line - 1]);
+		} else {
+			ebm_tool_print_error(data->path, "cannot score", &err);
+		}
+	}
+	ebm_product_destroy(p);
 	ebm_ctx_destroy(ctx);
 	return ok;
 }

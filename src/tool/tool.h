@@ -134,6 +134,7 @@ struct ebm_tool_data {
 	const float *labels;    /* n_rows labels, or NULL */
 	const uint64_t *lines;  /* file line of each row */
 	float *owned_x;         /* x when the columns had to be reordered */
+	bool missing;           /* some value of x is NaN (an empty cell) */
 	struct ebm_table *table;
 };
 
@@ -148,6 +149,11 @@ struct ebm_tool_data {
 bool ebm_tool_data_load(const char *path, const struct ebm_model *m,
 		const char *label_column, bool label_required,
 		struct ebm_tool_data *out);
+/* As ebm_tool_data_load, with empty feature cells read as NaN, missing
+ * values (score and eval; API.md section 6); sets out->missing. */
+bool ebm_tool_data_load_missing(const char *path, const struct ebm_model *m,
+		const char *label_column, bool label_required,
+		struct ebm_tool_data *out);
 void ebm_tool_data_finish(struct ebm_tool_data *d);
 
 /*
@@ -156,6 +162,16 @@ void ebm_tool_data_finish(struct ebm_tool_data *d);
  */
 bool ebm_tool_data_score(const struct ebm_tool_data *data,
 		const struct ebm_model *m, double alpha, struct ebm_score *out);
+
+/*
+ * As ebm_tool_data_score, for data that may have missing values: rows
+ * with NaN are scored with them profiled out (include/ebm/missing.h).
+ * completed (n_rows x d, may be NULL) gets the completed rows. A row with
+ * every feature missing is reported with its file and line.
+ */
+bool ebm_tool_data_score_missing(const struct ebm_tool_data *data,
+		const struct ebm_model *m, double alpha, struct ebm_score *out,
+		float *completed);
 
 /*
  * Loads a model file, printing the library's message on failure.

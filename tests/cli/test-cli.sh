@@ -269,6 +269,102 @@ run "$EBMD_TRAIN" score --model model.ebm --data extra.csv
 expect_rc 1 "score with an extra column"
 expect_err "extra\.csv.*extra" "the message names the unknown column"
 
+# Empty cells are missing values (API.md section 6) for score and eval:
+# rows 2 and 4 with holes, the others exactly as without.
+"$PY" -c '
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))[:41]
+rows[2][2] = ""
+rows[4][0] = ""
+rows[4][4] = " "
+csv.writer(open(sys.argv[2], "w", newline=""), lineterminator="\n").writerows(rows)
+' "$THYROID" holes.csv
+head -n 41 "$THYROID" >plain41.csv
+run "$EBMD_TRAIN" score --model model.ebm --data plain41.csv
+cp "$TMP/out" scores41.csv
+run "$EBMD_TRAIN" score --model model.ebm --data holes.csv --imputed
+expect_rc 0 "score with empty cells"
+check "score --imputed: missing and imputed columns, other rows unchanged" \
+	"$PY" -c '
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+plain = open(sys.argv[2]).read().splitlines()
+assert lines[0] == "energy,score,p_value,anomaly,missing,imputed", lines[0]
+assert len(lines) == 41, len(lines)
+for i, line in enumerate(lines[1:], 1):
+    cells = line.split(",")
+    assert len(cells) == 6, line
+    if i == 2:
+        assert cells[4] == "2" and float(cells[5]) == float(cells[5]), line
+    elif i == 4:
+        assert cells[4] == "0;4" and len(cells[5].split(";")) == 2, line
+    else:
+        assert cells[4:] == ["", ""], line
+        assert ",".join(cells[:4]) == plain[i], (line, plain[i])
+' "$TMP/out" scores41.csv
+run "$EBMD_TRAIN" score --model model.ebm --data holes.csv
+expect_rc 0 "score with empty cells, no --imputed"
+check "score without --imputed keeps its four columns" "$PY" -c '
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines[0] == "energy,score,p_value,anomaly"
+assert all(len(l.split(",")) == 4 for l in lines), lines[:3]
+' "$TMP/out"
+run "$EBMD_TRAIN" eval --model model.ebm --data holes.csv --json
+expect_rc 0 "eval with empty cells"
+"$PY" -c '
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))[:6]
+rows[3] = ["" for _ in rows[3][:-1]] + [rows[3][-1]]
+csv.writer(open(sys.argv[2], "w", newline=""), lineterminator="\n").writerows(rows)
+' "$THYROID" allholes.csv
+run "$EBMD_TRAIN" score --model model.ebm --data allholes.csv
+expect_rc 1 "score with a row of empty cells only"
+expect_err 'allholes\.csv:4: every feature is missing' \
+	"the message names the file and line"
+run "$EBMD_TRAIN" train --data holes.csv --out bad.ebm "${SMALL[@]}"
+expect_rc 1 "train with an empty cell"
+expect_err "holes\.csv:3:3 \(column 'f2'\): expected a number, got an empty cell" \
+	"train still refuses empty cells with file, line and column"
+
+# Calibration with holes: a model of the first 2/3 of thyroid's normal
+# rows; the other third, with 1 and 2 random cells emptied per row, must
+# have p_value < 0.1 for a share within [0.05, 0.15] (nominal 0.1; the
+# share's sd is ~0.02 with 245 reference rows and 1227 held-out rows).
+"$PY" -c '
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+normal = [r for r in rows[1:] if r[-1] == "0"]
+k = len(normal) * 2 // 3
+w = csv.writer(open(sys.argv[2], "w", newline=""), lineterminator="\n")
+w.writerows([rows[0]] + normal[:k])
+w = csv.writer(open(sys.argv[3], "w", newline=""), lineterminator="\n")
+w.writerows([rows[0]] + normal[k:])
+' "$THYROID" cal-train.csv cal-held.csv
+run "$EBMD_TRAIN" train --data cal-train.csv --out cal.ebm "${SMALL[@]}"
+expect_rc 0 "train the calibration model"
+for k in 1 2; do
+	"$PY" -c '
+import csv, random, sys
+rows = list(csv.reader(open(sys.argv[1])))
+rng = random.Random(int(sys.argv[3]))
+for r in rows[1:]:
+    for j in rng.sample(range(len(r) - 1), int(sys.argv[3])):
+        r[j] = ""
+csv.writer(open(sys.argv[2], "w", newline=""), lineterminator="\n").writerows(rows)
+' cal-held.csv "cal-held-$k.csv" "$k"
+	run "$EBMD_TRAIN" score --model cal.ebm --data "cal-held-$k.csv"
+	expect_rc 0 "score held-out normal rows with $k missing"
+	check "calibrated with $k missing: share of p < 0.1 in [0.05, 0.15]" \
+		"$PY" -c '
+import sys
+p = [float(l.split(",")[2]) for l in open(sys.argv[1]).read().splitlines()[1:]]
+share = sum(v < 0.1 for v in p) / len(p)
+print("share", share)
+assert 0.05 <= share <= 0.15, share
+' "$TMP/out"
+done
+
 run "$EBMD_TRAIN" score --model missing.ebm --data "$THYROID"
 expect_rc 1 "score with a missing model"
 run "$EBMD_TRAIN" score --model model.ebm

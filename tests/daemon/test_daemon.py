@@ -414,6 +414,69 @@ def explain_sums_to_score():
 
 
 @test
+def missing_values():
+    """API.md section 6: null features are profiled out."""
+    rows = NORMAL[:3] + FAR
+    plain = score(MAIN, "thy", rows)
+    holed = [list(r) for r in rows]
+    holed[1][2] = None
+    holed[3][0] = None
+    holed[3][4] = None
+    out = score(MAIN, "thy", holed)
+    for i in (0, 2, 4):
+        check(out["results"][i] == plain["results"][i],
+              "row %d without null changed: %r" % (i, out["results"][i]))
+    for i, missing in ((1, [2]), (3, [0, 4])):
+        r = out["results"][i]
+        check(set(r) == {"energy", "score", "p_value", "anomaly", "missing",
+                         "imputed"}, "result keys %r" % r)
+        check(r["missing"] == missing, "missing %r" % r)
+        check(len(r["imputed"]) == len(missing)
+              and all(math.isfinite(v) for v in r["imputed"]),
+              "imputed %r" % r)
+        check(0 < r["p_value"] <= 1, "p_value range")
+        check(r["anomaly"] == (r["p_value"] < out["alpha"]), "anomaly")
+        # energy and score are those of the completed row.
+        done = list(holed[i])
+        for j, v in zip(r["missing"], r["imputed"]):
+            done[j] = v
+        full = score(MAIN, "thy", [done])["results"][0]
+        check(close(full["energy"], r["energy"], 1e-4, 1e-3)
+              and close(full["score"], r["score"], 1e-4, 1e-3),
+              "completed row scores %r, holed row %r" % (full, r))
+    # The same answer for named rows and through the jansson path alone.
+    named = dict(zip(FEATURES, holed[1]))
+    again = score(MAIN, "thy", [named, holed[1]])["results"]
+    check(again[0] == out["results"][1] and again[1] == out["results"][1],
+          "named or repeated holed row differs: %r" % again)
+    # A missing feature leaves the far row far: the other features decide.
+    check(out["results"][3]["anomaly"], "far row with holes not flagged")
+    # Explanations of the completed row still sum to score.
+    ex = score(MAIN, "thy", holed, explain=True)["results"]
+    for r in ex:
+        c = r["contributions"]
+        check(len(c) == 6 and abs(sum(c) - r["score"])
+              <= max(0.01 * abs(r["score"]), 1e-3),
+              "contributions %r, score %g" % (c, r["score"]))
+    check(ex[1]["imputed"] == out["results"][1]["imputed"], "explain imputes")
+    # Compositions, ad hoc and configured.
+    comp = MAIN.json("POST", "/v1/score", {"models": ["thy", "thy2"],
+                                           "instances": holed[:2]})
+    check(comp["results"][1]["missing"] == [2], "ad-hoc product %r" % comp)
+    both = score(MAIN, "both", holed[:2])["results"]
+    check(both[1]["missing"] == [2] and "missing" not in both[0],
+          "configured product %r" % both)
+    # Every feature missing: 422 naming the row; absent is not null.
+    MAIN.error("POST", "/v1/models/thy/score",
+               {"instances": [NORMAL[0], [None] * 6]}, status=422,
+               code="all_missing", message=r"^instances\[1\]")
+    partial = dict(named)
+    del partial[FEATURES[0]]
+    MAIN.error("POST", "/v1/models/thy/score", {"instances": [partial]},
+               status=422, code="missing_feature")
+
+
+@test
 def repair():
     rows = FAR + NORMAL[:2]
     out = MAIN.json("POST", "/v1/models/thy/repair",
@@ -484,8 +547,16 @@ def errors_400():
     MAIN.error("POST", p, {"rows": [NORMAL[0]]}, status=400,
                code="missing_field", message=r"^instances")
     MAIN.error("POST", p, {"instances": "x"}, status=400, code="wrong_type")
-    MAIN.error("POST", p, {"instances": [[1, 2, None, 4, 5, 6]]},
+    # null is a missing feature in score rows (missing_values) and a 400
+    # everywhere else.
+    MAIN.error("POST", "/v1/models/thy/repair",
+               {"instances": [[1, 2, None, 4, 5, 6]]},
                status=400, message=r"instances\[0\]\[2\]")
+    MAIN.error("POST", p, {"instances": [NORMAL[0]], "alpha": None},
+               status=400, message="^alpha")
+    MAIN.error("POST", "/v1/score", {"models": ["thy"], "weights": [None],
+                                     "instances": [NORMAL[0]]},
+               status=400, message=r"^weights\[0\]")
     MAIN.error("POST", p, {"instances": [[1, 2, 3, 4, 5, "6"]]},
                status=400, message=r"instances\[0\]\[5\]")
     MAIN.error("POST", p, {"instances": [NORMAL[0], [1, 2, 3, 4, 5, "NaN"]]},

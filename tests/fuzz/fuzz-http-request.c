@@ -22,6 +22,9 @@
  * Differential: JSON bodies of the common shape skip jansson (tensor.c's
  * fast path); both paths must give the same verdict and message, and the
  * same tensors to the bit.
+ *
+ * Missing values: null is accepted in score and compose rows only, and
+ * becomes NaN exactly there (has_null set); repair rows never hold NaN.
  */
 #include <float.h>
 #include <stdint.h>
@@ -250,6 +253,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			}
 			check_error_body(&e);
+		} else {
+			bool nan = false;
+			for (size_t i = 0; i < r.n_rows * 3; i++) {
+				nan = nan || x[i] != x[i];
+			}
+			if ((nan && !r.has_null) || (kinds[k] == EBM_HTTP_KIND_REPAIR
+					&& (nan || r.has_null))) {
+				abort();
+			}
 		}
 		ebm_http_request_finish(&r);
 	}
