@@ -15,8 +15,9 @@
  * are 400, naming the input.
  *
  * Values go through the same check as /v1's numbers (request.c,
- * ebm_http_check_value): finite and within a 32-bit float. NaN, which
- * API.md section 6 will read as a missing value, is refused for now.
+ * ebm_http_check_value): finite and within a 32-bit float; NaN (binary
+ * data only: JSON has no NaN) is a missing value (API.md section 6),
+ * which the scoring path profiles out.
  */
 #include <float.h>
 #include <math.h>
@@ -178,10 +179,7 @@ static bool check_element(const struct ebm_http_v2_input *in, size_t k,
 		double v, const char *where, struct ebm_http_error *e)
 {
 	if (isnan(v)) {
-		char at[160];
-		element_where(at, sizeof(at), where, in, k);
-		return ebm_http_fail(e, 400, "invalid_number",
-				"%s: NaN (a missing value) is not accepted yet", at);
+		return true;   /* a missing value */
 	}
 	if (isfinite(v) && fabs(v) <= (double)FLT_MAX) {
 		return true;

@@ -11,6 +11,7 @@
  * Outputs go back as JSON data, or as raw little-endian bytes after the
  * JSON header (binary tensor data extension) when asked for.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -548,7 +549,7 @@ static int post_infer(struct ebm_http_worker *w, struct evhttp_request *req,
 	float *x = NULL;
 	struct ebm_score *s;
 	float *contrib;
-	const float *completed;   /* NaN is refused in tensors (tensor.c) */
+	const float *completed;   /* V2 outputs carry no imputed values */
 	if (entry == NULL || !ebm_http_request_check(&base, &e)) {
 		status = ebm_http_reply_error(w, req, &e);
 	} else if (!ebm_mul_size(r.n_rows, entry->schema.d, &nd)
@@ -561,9 +562,13 @@ static int post_infer(struct ebm_http_worker *w, struct evhttp_request *req,
 		status = ebm_http_reply_error(w, req, &e);
 	} else {
 		double alpha = r.has_alpha ? r.alpha : entry->alpha;
+		bool has_missing = false;   /* NaN: a missing value */
+		for (size_t k = 0; k < nd && !has_missing; k++) {
+			has_missing = isnan(x[k]);
+		}
 		if (!ebm_http_score(w, entry->product, entry->stats, x, r.n_rows,
-				entry->schema.d, alpha, r.explain, false, "inputs", &s,
-				&contrib, &completed, &e)) {
+				entry->schema.d, alpha, r.explain, has_missing, "inputs",
+				&s, &contrib, &completed, &e)) {
 			status = ebm_http_reply_error(w, req, &e);
 		} else {
 			status = infer_reply(w, req, &r, entry, alpha, s, contrib);

@@ -348,6 +348,29 @@ def infer_matches_v1():
 
 
 @test
+def nan_is_a_missing_value():
+    """NaN in a binary tensor is /v1's null (API.md section 6): the same
+    energy, score, p_value and anomaly, bit for bit; every feature NaN is
+    422 naming the row."""
+    holes = [list(r) for r in ROWS[:3]]
+    holes[0][1] = None
+    holes[2][0] = holes[2][4] = None
+    _, cols = v1_columns("thy", holes)
+    c = V2Client(MAIN)
+    vals = [math.nan if v is None else v for r in holes for v in r]
+    for dt in ("FP32", "FP64"):
+        status, _, doc = c.infer("thy", [("input", dt, [3, 6], vals, True)])
+        check(status == 200, "NaN %s: %d %r" % (dt, status, doc))
+        check_outputs("NaN " + dt, doc, cols, 3)
+    status, _, body = post_v2(MAIN, {"inputs": [tensor(size=24)]},
+                              struct.pack("<6f", *[math.nan] * 6),
+                              header_len=len(json.dumps(
+                                  {"inputs": [tensor(size=24)]})))
+    check(status == 422 and "inputs[0]: every feature is missing"
+          in json.loads(body)["error"], "all NaN: %d %r" % (status, body))
+
+
+@test
 def infer_parameters_id_outputs():
     n = len(ROWS)
     c = V2Client(MAIN)
@@ -536,10 +559,6 @@ def bad_inputs_are_400():
          post_v2(MAIN, head, struct.pack("<6f", 1, 2, math.inf, 4, 5, 6),
                  header_len=len(head)),
          r"\[0\]\[2\]: not a finite number"),
-        ("NaN in binary (missing values not yet)",
-         post_v2(MAIN, head, struct.pack("<6f", 1, 2, 3, math.nan, 5, 6),
-                 header_len=len(head)),
-         r"\[0\]\[3\]: NaN"),
         ("alpha not a number",
          post_v2(MAIN, {"inputs": [tensor()], "parameters": {
              "alpha": "0.1"}}), "parameters.alpha: expected a number"),

@@ -18,7 +18,8 @@
  * Length, possibly beyond the body. Invariants: a refusal is 400 or 413
  * (or 415 never, the verdict passed is "ok") with nothing left to free and
  * a valid {"error": ...} body; an accepted request has every input's
- * values finite within a float, and goes through phase 2 (422 only).
+ * values finite within a float or NaN (missing), and goes through phase 2
+ * (422 only).
  * Differential: JSON bodies of the common shape skip jansson (tensor.c's
  * fast path); both paths must give the same verdict and message, and the
  * same tensors to the bit.
@@ -27,6 +28,7 @@
  * becomes NaN exactly there (has_null set); repair rows never hold NaN.
  */
 #include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +172,8 @@ static void v2_body(const char *body, size_t len, long long header_len,
 			abort();
 		}
 		for (size_t k = 0; k < in->count; k++) {
-			if (!(in->values[k] >= -FLT_MAX && in->values[k] <= FLT_MAX)) {
+			if (!(in->values[k] >= -FLT_MAX && in->values[k] <= FLT_MAX)
+					&& !isnan(in->values[k])) {
 				abort();
 			}
 		}
