@@ -39,7 +39,11 @@ struct point {
 	time_t t;
 	double statistic;
 	double p_value;
+	uint64_t rows;       /* recorded by then */
+	uint64_t anomalies;
 };
+
+#define RATE_SECONDS 60  /* the page's rates: over about the last minute */
 
 struct ebm_http_drift {
 	atomic_uint refs;
@@ -47,6 +51,7 @@ struct ebm_http_drift {
 	size_t window;
 	uint32_t n_grid;               /* n_ref + 1 of the entry's product */
 	atomic_uint_fast64_t head;     /* rows recorded */
+	atomic_uint_fast64_t anomalies;  /* of those, flagged */
 	_Atomic uint32_t *k;           /* ring: grid index of the p-value, 0
 	                                * while never written */
 	_Atomic float *score;          /* ring: score */
@@ -66,6 +71,14 @@ static void record(struct ebm_http_drift *d, const struct ebm_score *s,
 		size_t n)
 {
 	size_t skip = n > d->window ? n - d->window : 0;
+	uint64_t anomalies = 0;
+	for (size_t i = 0; i < n; i++) {
+		anomalies += s[i].anomaly;
+	}
+	if (anomalies > 0) {
+		atomic_fetch_add_explicit(&d->anomalies, anomalies,
+				memory_order_relaxed);
+	}
 	uint64_t at = atomic_fetch_add_explicit(&d->head, n,
 			memory_order_relaxed);
 	for (size_t i = skip; i < n; i++) {
@@ -143,6 +156,7 @@ static struct ebm_http_drift *drift_create(const struct ebm_product *p,
 	size_t n_ref = ebm_product_n_ref(p);
 	d->n_grid = n_ref + 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)(n_ref + 1);
 	atomic_init(&d->head, 0);
+	atomic_init(&d->anomalies, 0);
 	d->k = ebm_xcalloc(window, sizeof(*d->k));
 	d->score = ebm_xcalloc(window, sizeof(*d->score));
 	d->copy = ebm_xcalloc(window, sizeof(*d->copy));
@@ -152,16 +166,21 @@ static struct ebm_http_drift *drift_create(const struct ebm_product *p,
 	}
 	const float *e = ebm_product_ref_energies(p);
 	float med = ebm_product_median_energy(p);
+	/* the page's score axis: the reference's range up to its 99th
+	 * percentile (a long tail would squash the rest); beyond is "above" */
 	d->ref_lo = e[0] - med;
-	d->ref_hi = e[n_ref - 1] - med;
+	d->ref_hi = e[(n_ref - 1) - (n_ref - 1) / 100] - med;
 	if (!(d->ref_hi > d->ref_lo)) {
 		d->ref_hi = d->ref_lo + 1.0f;
 	}
 	double width = ((double)d->ref_hi - d->ref_lo) / HIST_BINS;
 	for (size_t i = 0; i < n_ref; i++) {
-		long b = (long)(((double)(e[i] - med) - d->ref_lo) / width);
-		b = b < 0 ? 0 : b >= HIST_BINS ? HIST_BINS - 1 : b;
-		d->ref_hist[b] += 1.0 / (double)n_ref;
+		double at = ((double)(e[i] - med) - d->ref_lo) / width;
+		if (at < HIST_BINS || !((e[i] - med) > d->ref_hi)) {
+			long b = (long)at;
+			b = b < 0 ? 0 : b >= HIST_BINS ? HIST_BINS - 1 : b;
+			d->ref_hist[b] += 1.0 / (double)n_ref;
+		}
 	}
 	pthread_mutex_init(&d->lock, NULL);
 	return d;
@@ -242,7 +261,8 @@ static void check_locked(struct ebm_http_drift *d, double drift_alpha,
 			? &d->history[(d->next_history + HISTORY - 1) % HISTORY] : NULL;
 	if (last == NULL || r->checked_at > last->t) {
 		d->history[d->next_history] = (struct point){ r->checked_at,
-				r->statistic, r->p_value };
+				r->statistic, r->p_value, r->total,
+				atomic_load_explicit(&d->anomalies, memory_order_relaxed) };
 		d->next_history = (d->next_history + 1) % HISTORY;
 		d->n_history += d->n_history < HISTORY;
 	}
@@ -426,6 +446,28 @@ static void encode_aggregates(struct ebm_http_buf *b,
 		ebm_http_buf_add(b, "]", 1);
 	}
 	ebm_http_buf_add(b, "]", 1);
+	/* rates between the oldest point of about the last minute and the
+	 * newest (the check just made) */
+	const struct point *now = d->n_history > 0
+			? &d->history[(d->next_history + HISTORY - 1) % HISTORY] : NULL;
+	const struct point *then = now;
+	for (size_t i = 0; i < d->n_history; i++) {
+		const struct point *pt = &d->history[(first + i) % HISTORY];
+		if (now != NULL && now->t - pt->t <= RATE_SECONDS) {
+			then = pt;
+			break;
+		}
+	}
+	ebm_http_buf_puts(b, ",\"rows_per_s\":");
+	if (now != NULL && now->t > then->t) {
+		double dt = (double)(now->t - then->t);
+		ebm_http_buf_json_double(b, (double)(now->rows - then->rows) / dt);
+		ebm_http_buf_puts(b, ",\"anomalies_per_s\":");
+		ebm_http_buf_json_double(b,
+				(double)(now->anomalies - then->anomalies) / dt);
+	} else {
+		ebm_http_buf_puts(b, "null,\"anomalies_per_s\":null");
+	}
 }
 
 void ebm_http_monitor_encode(const struct ebm_http_catalog *c,

@@ -645,7 +645,9 @@ void ebm_http_p_value_render(struct ebm_http_buf *b, const char *name,
  * The status page's data for every entry of c (ui.c polls it):
  * {"models":[{"model","drift":{...as GET drift},"rows","anomalies",
  * "p_hist":[...],"score_hist":{"lo","hi","window":[...],"reference":[...],
- * "below","above"},"history":[[t,statistic,p_value],...]}],"time"}.
+ * "below","above"},"history":[[t,statistic,p_value],...],"rows_per_s",
+ * "anomalies_per_s"}],"time"}; the rates are over about the last minute of
+ * checks (null before two checks a second apart).
  * Aggregates only, never rows.
  */
 void ebm_http_monitor_encode(const struct ebm_http_catalog *c,

@@ -508,7 +508,8 @@ def status_page_in_a_browser():
     # no rows, only aggregates: no feature value of the traffic is shown
     data = MAIN.json("GET", "/ui/data")
     check(set(data["models"][0]) == {"model", "rows", "anomalies", "drift",
-                                     "p_hist", "score_hist", "history"},
+                                     "p_hist", "score_hist", "history",
+                                     "rows_per_s", "anomalies_per_s"},
           "aggregate fields %r" % sorted(data["models"][0]))
 
 
