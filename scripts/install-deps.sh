@@ -30,7 +30,8 @@ BUILD="
 # haproxy balances the replicas test, python3-yaml parses the Kubernetes
 # manifests and the alerting rules, and prometheus brings promtool for
 # the rules (its service is not needed; where systemd runs, Debian enables
-# it: "systemctl disable --now prometheus").
+# it: "systemctl disable --now prometheus"). chromium (headless) renders
+# the status page GET /ui in tests/daemon/test_monitor.py.
 TEST="
 	systemd
 	python3
@@ -46,6 +47,7 @@ TEST="
 	haproxy
 	python3-yaml
 	prometheus
+	chromium
 "
 
 case "${1:-}" in

@@ -160,6 +160,9 @@ static void check_defaults(const struct ebm_conf *c)
 	ck_assert(!c->has_alpha);
 	ck_assert(!c->watch);
 	ck_assert_int_eq(c->log_level, EBM_CONF_LOG_INFO);
+	ck_assert_uint_eq(c->monitor_window, 1000);
+	ck_assert(c->has_drift_alpha && c->drift_alpha == 0.001);
+	ck_assert(!c->ui);
 	ck_assert_uint_eq(c->n_compose, 0);
 	ck_assert_ptr_null(c->compose);
 }
@@ -247,7 +250,10 @@ static const char full_text[] =
 	"\n"
 	"[log]\n"
 	"level = debug\n"
-	"\n"
+	"[monitor]\n"
+	"window = 250\n"
+	"drift_alpha = 0.01\n"
+	"ui = true\n"
 	"[compose.web-1.x]\n"
 	"models = cpu, net ,disk\n"
 	"weights = 1, 0.5, 2e-1\n"
@@ -272,11 +278,14 @@ static void check_full(const struct ebm_conf *c)
 	ck_assert(c->alpha == 0.001);
 	ck_assert(c->watch);
 	ck_assert_int_eq(c->log_level, EBM_CONF_LOG_DEBUG);
+	ck_assert_uint_eq(c->monitor_window, 250);
+	ck_assert(c->drift_alpha == 0.01);
+	ck_assert(c->ui);
 	ck_assert_uint_eq(c->n_compose, 2);
 
 	const struct ebm_conf_compose *k = ebm_conf_find_compose(c, "web-1.x");
 	ck_assert_ptr_eq(k, &c->compose[0]);
-	ck_assert_uint_eq(k->line, 20);
+	ck_assert_uint_eq(k->line, 23);
 	ck_assert_uint_eq(k->n_models, 3);
 	ck_assert_str_eq(k->models[0], "cpu");
 	ck_assert_str_eq(k->models[1], "net");
@@ -287,7 +296,7 @@ static void check_full(const struct ebm_conf *c)
 
 	k = ebm_conf_find_compose(c, "solo");
 	ck_assert_ptr_eq(k, &c->compose[1]);
-	ck_assert_uint_eq(k->line, 25);
+	ck_assert_uint_eq(k->line, 28);
 	ck_assert_uint_eq(k->n_models, 1);
 	ck_assert_str_eq(k->models[0], "cpu");
 	ck_assert(k->weights[0] == 1.0);
@@ -384,7 +393,9 @@ START_TEST(test_bounds_accepted)
 			"max_rows = 1000000\nrequest_timeout_ms = 3600000\n"
 			"max_connections = 100000\nmax_header_bytes = 1048576\n"
 			"idle_timeout_ms = 3600000\nlisten = 0.0.0.0:0\n"
-			"[models]\nalpha = 0.999999\n", &c);
+			"[models]\nalpha = 0.999999\n"
+			"[monitor]\nwindow = 1000000\ndrift_alpha = 0.999999\n", &c);
+	ck_assert_uint_eq(c.monitor_window, 1000000);
 	ck_assert_uint_eq(c.threads, 256);
 	ck_assert_uint_eq(c.max_body_bytes, 1073741824u);
 	ck_assert_uint_eq(c.max_rows, 1000000);
@@ -397,7 +408,10 @@ START_TEST(test_bounds_accepted)
 	parse_ok("[server]\nthreads = 1\nmax_body_bytes = 1024\nmax_rows = 1\n"
 			"request_timeout_ms = 1\nmax_connections = 1\n"
 			"max_header_bytes = 1024\nidle_timeout_ms = 1\n"
-			"[models]\nalpha = 1e-9\n", &c);
+			"[models]\nalpha = 1e-9\n"
+			"[monitor]\nwindow = 0\ndrift_alpha = 1e-12\n", &c);
+	ck_assert_uint_eq(c.monitor_window, 0);
+	ck_assert(c.drift_alpha == 1e-12);
 	ck_assert_uint_eq(c.max_body_bytes, 1024);
 	ck_assert_uint_eq(c.max_rows, 1);
 	ck_assert(c.alpha == 1e-9);
@@ -513,6 +527,18 @@ static const struct error_case errors[] = {
 	{"[server]\nbad line\n[nope]\n",
 		"t.conf:2: expected 'key = value', got 'bad line'", 2},
 	{"[server]\nnope = 1\nbad line\n", "t.conf:2: [server] unknown key 'nope'", 2},
+	/* [monitor] */
+	{"[monitor]\nwindow = 1000001\n",
+		"t.conf:2: [monitor] window: expected an integer in 0..1000000, got '1000001'", 2},
+	{"[monitor]\nwindow = -1\n",
+		"t.conf:2: [monitor] window: expected an integer in 0..1000000, got '-1'", 2},
+	{"[monitor]\n\ndrift_alpha = 0\n",
+		"t.conf:3: [monitor] drift_alpha: expected a number strictly between 0 and 1, got '0'", 3},
+	{"[monitor]\ndrift_alpha = 1.5\n",
+		"t.conf:2: [monitor] drift_alpha: expected a number strictly between 0 and 1, got '1.5'", 2},
+	{"[monitor]\nui = maybe\n",
+		"t.conf:2: [monitor] ui: expected true/false, yes/no, on/off or 1/0, got 'maybe'", 2},
+	{"[monitor]\nwindows = 10\n", "t.conf:2: [monitor] unknown key 'windows'", 2},
 	/* integers */
 	{"[server]\nmax_rows = lots\n",
 		"t.conf:2: [server] max_rows: expected an integer in 1..1000000, got 'lots'", 2},
@@ -1130,7 +1156,12 @@ START_TEST(test_format)
 			"watch = false\n"
 			"\n"
 			"[log]\n"
-			"level = info\n");
+			"level = info\n"
+			"\n"
+			"[monitor]\n"
+			"window = 1000\n"
+			"drift_alpha = 0.001\n"
+			"ui = false\n");
 	free(text);
 	round_trip(&c);
 	ebm_conf_finish(&c);

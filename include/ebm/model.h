@@ -197,6 +197,22 @@ enum ebm_status ebm_model_score(const struct ebm_model *m, struct ebm_ctx *ctx,
 		const float *x, size_t n_rows, double alpha, struct ebm_score *out,
 		struct ebm_error *err);
 
+/* ---- re-baselining (rebase.c) ----------------------------------------- */
+
+/*
+ * A new model (*out; free with ebm_model_destroy) with m's weights,
+ * standardization and metadata and `rows` (n_rows x d, raw units) as its
+ * reference set, their energies recomputed and sorted ascending; its
+ * checksum (so its version) is that of the new content. Errors: LIMIT
+ * (n_rows outside 1..EBM_MODEL_MAX_REF), NUMERIC naming the row in
+ * err->line (and the feature in err->column for a non-finite input),
+ * NOMEM. Bounds of a tool's own (train's reference_min/max) are the
+ * caller's to check.
+ */
+enum ebm_status ebm_model_rebase(const struct ebm_model *m,
+		struct ebm_ctx *ctx, const float *rows, size_t n_rows,
+		struct ebm_model **out, struct ebm_error *err);
+
 /* ---- sampling ----------------------------------------------------------- */
 
 enum ebm_sampler {

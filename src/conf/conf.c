@@ -47,12 +47,13 @@ enum sec {
 	SEC_SERVER,
 	SEC_MODELS,
 	SEC_LOG,
+	SEC_MONITOR,
 	SEC_COMPOSE,
 	SEC_COUNT,
 };
 
 static const char *const sec_names[SEC_COUNT] = {
-	"", "server", "models", "log", "compose",
+	"", "server", "models", "log", "monitor", "compose",
 };
 
 struct directive {
@@ -98,6 +99,12 @@ static const struct directive directives[] = {
 		0, 0, CONF(watch), 0, true},
 	{SEC_LOG, "level", "log_level", TYPE_LOG_LEVEL, "info",
 		0, 0, CONF(log_level), 0, true},
+	{SEC_MONITOR, "window", "monitor_window", TYPE_UINT, "1000",
+		0, 1000000, CONF(monitor_window), 0, true},
+	{SEC_MONITOR, "drift_alpha", "drift_alpha", TYPE_ALPHA, "0.001",
+		0, 0, CONF(drift_alpha), CONF(has_drift_alpha), true},
+	{SEC_MONITOR, "ui", "ui", TYPE_BOOL, "false",
+		0, 0, CONF(ui), 0, true},
 	{SEC_COMPOSE, "models", "models", TYPE_MODELS, NULL,
 		0, 0, COMPOSE(models), 0, true},
 	{SEC_COMPOSE, "weights", "weights", TYPE_WEIGHTS, NULL,

@@ -63,6 +63,11 @@ struct ebm_conf {
 	bool watch;                 /* default false */
 	/* [log] */
 	enum ebm_conf_log_level log_level; /* default info */
+	/* [monitor] */
+	unsigned monitor_window;    /* default 1000; 0 (off) .. 1000000 */
+	bool has_drift_alpha;       /* always true once parsed (a default) */
+	double drift_alpha;         /* default 0.001; (0, 1) */
+	bool ui;                    /* default false */
 	/* [compose.NAME] sections, in file order */
 	size_t n_compose;
 	struct ebm_conf_compose *compose;

@@ -293,6 +293,9 @@ static struct ebm_http_catalog *build(struct ebmd_registry *r,
 		.max_rows = conf->max_rows,
 		.has_alpha = conf->has_alpha,
 		.alpha = conf->alpha,
+		.drift_window = conf->monitor_window,
+		.drift_alpha = conf->drift_alpha,
+		.ui = conf->ui,
 	};
 	struct ebm_http_catalog *c = ebm_http_catalog_create(&settings,
 			r->metrics);

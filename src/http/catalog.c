@@ -115,6 +115,7 @@ struct ebm_http_catalog *ebm_http_catalog_create(
 
 static void entry_finish(struct ebm_http_entry *e)
 {
+	ebm_http_drift_unref(e->drift);  /* monitor */
 	ebm_product_destroy(e->product);
 	for (size_t i = 0; i < e->n_models; i++) {
 		ebm_http_model_unref(e->models[i]);
@@ -198,6 +199,10 @@ static bool finish_entry(struct ebm_http_catalog *c, struct ebm_http_entry *e,
 	}
 	if (c->metrics != NULL) {
 		e->stats = ebm_http_metrics_model(c->metrics, e->name);
+		if (c->settings.drift_window > 0) {  /* monitor */
+			e->drift = ebm_http_drift_attach(e->stats, e->product,
+					e->version, c->settings.drift_window);
+		}
 	}
 	c->entries = ebm_xrealloc(c->entries,
 			(c->n_entries + 1) * sizeof(*c->entries));

@@ -250,6 +250,10 @@ enum ebm_http_endpoint {
 	EBM_HTTP_EP_V2_REPO_INDEX,
 	EBM_HTTP_EP_V2_REPO_LOAD,
 	EBM_HTTP_EP_V2_REPO_UNLOAD,
+	/* monitor (drift.c, ui.c) */
+	EBM_HTTP_EP_DRIFT,         /* GET /v1/models/{name}/drift */
+	EBM_HTTP_EP_UI,            /* GET /ui, /ui/data ([monitor] ui) */
+	/* end monitor */
 	EBM_HTTP_EP_OTHER,         /* unknown paths (404) */
 	EBM_HTTP_EP_COUNT
 };
@@ -257,10 +261,22 @@ enum ebm_http_endpoint {
 /* The endpoint's label: the path template ("/v1/models/{name}/score"). */
 const char *ebm_http_endpoint_label(enum ebm_http_endpoint ep);
 
+#define EBM_HTTP_P_BUCKETS 10
+extern const double ebm_http_p_bucket_le[EBM_HTTP_P_BUCKETS];
+struct ebm_http_drift;
+
 /* Counters of one served name; lives as long as the metrics. */
 struct ebm_http_model_stats {
 	atomic_uint_fast64_t rows;
 	atomic_uint_fast64_t anomalies;
+	/* monitor (drift.c): ebmd_p_value, rows per bucket (not cumulative;
+	 * bounds in ebm_http_p_bucket_le) and the sum of p-values; the
+	 * current drift window of this name, touched only by the (one)
+	 * catalog builder, never by requests (they use the entry's) */
+	atomic_uint_fast64_t p_bucket[EBM_HTTP_P_BUCKETS];
+	_Atomic double p_sum;
+	struct ebm_http_drift *drift;
+	/* end monitor */
 };
 
 struct ebm_http_metrics;
@@ -301,6 +317,9 @@ void ebm_http_metrics_connection(struct ebm_http_metrics *m, size_t slot,
 /* One connection closed by the server (ebmd_connections_dropped_total). */
 void ebm_http_metrics_drop(struct ebm_http_metrics *m, size_t slot,
 		enum ebm_http_drop why);
+
+/* A label value escaped as the exposition format asks, quotes included. */
+void ebm_http_prom_label(struct ebm_http_buf *b, const char *s);
 
 /* The text exposition format (version 0.0.4) into b. */
 void ebm_http_metrics_render(struct ebm_http_metrics *m, size_t models_loaded,
@@ -348,6 +367,8 @@ struct ebm_http_entry {
 	struct ebm_http_model_stats *stats;
 	size_t file;                     /* model files: index in the
 	                                  * catalog's files[] */
+	struct ebm_http_drift *drift;    /* reference held, or NULL (no
+	                                  * monitoring, or no metrics) */
 };
 
 /* Request-level settings that a reload may change with the models. */
@@ -356,6 +377,10 @@ struct ebm_http_settings {
 	size_t max_rows;
 	bool has_alpha;       /* [models] alpha */
 	double alpha;
+	/* [monitor] */
+	unsigned drift_window;  /* 0: monitoring off */
+	double drift_alpha;
+	bool ui;
 };
 
 /*
@@ -611,7 +636,9 @@ bool ebm_http_content_type_json(struct evhttp_request *req);
 /*
  * routes.c: the one scoring path of /v1 and /v2. Scores the n rows x (n x
  * d floats, raw units) against p at alpha, with contributions when
- * explain, counts rows and anomalies in stats (may be NULL). *scores and
+ * explain, records them (ebm_http_record_scores: rows, anomalies, the
+ * p-value histogram and the drift window; stats and drift may be NULL,
+ * ad-hoc products have no window). *scores and
  * *contrib (NULL unless explain) are the worker's scratch. With
  * has_missing, NaN features are missing (API.md section 6): the rows are
  * profiled (missing.h) and *completed is the worker's scratch with them
@@ -619,7 +646,8 @@ bool ebm_http_content_type_json(struct evhttp_request *req);
  * On failure e names the row as "<rows>[i]" (rows: "instances", "inputs").
  */
 bool ebm_http_score(struct ebm_http_worker *w, const struct ebm_product *p,
-		struct ebm_http_model_stats *stats, const float *x, size_t n,
+		struct ebm_http_model_stats *stats, struct ebm_http_drift *drift,
+		const float *x, size_t n,
 		size_t d, double alpha, bool explain, bool has_missing,
 		const char *rows, struct ebm_score **scores, float **contrib,
 		const float **completed, struct ebm_http_error *e);
@@ -728,5 +756,83 @@ void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req);
 void ebm_http_refuse_oversized(struct ebm_http_worker *w, const char *method,
 		const char *target, const char *authorization, uint64_t bytes,
 		bool declared, struct ebm_http_buf *out);
+
+
+/* ======================================================================
+ * Monitor (drift.c): p-value windows, drift, the status page's aggregates
+ * ==================================================================== */
+
+/*
+ * Scores n rows of x against `product` and records them: rows and
+ * anomalies into stats, and, when drift is not NULL, the p-value
+ * histogram and the drift window. THE scoring call of every served entry
+ * (/v1 score, and any other protocol's): pass entry->product,
+ * entry->stats, entry->drift. stats and drift may be NULL (ad hoc
+ * products pass their own stats and no window). Recording is lock-free:
+ * a few relaxed atomic adds per request and one store per row.
+ */
+enum ebm_status ebm_http_score_rows(const struct ebm_product *product,
+		struct ebm_http_model_stats *stats, struct ebm_http_drift *drift,
+		struct ebm_ctx *ctx, const float *x, size_t n, double alpha,
+		struct ebm_score *out, struct ebm_error *err);
+/* The recording half of ebm_http_score_rows, for scores computed another
+ * way (rows with missing values): the same counts, histogram and window. */
+void ebm_http_record_scores(struct ebm_http_model_stats *stats,
+		struct ebm_http_drift *drift, const struct ebm_score *out, size_t n);
+
+/*
+ * The window of `stats`' name for an entry with this product and version:
+ * the current one (a new reference) when version and window size are the
+ * same, else a new, empty one that becomes current. Called by the
+ * catalog builder only. Never NULL (aborts on OOM).
+ */
+struct ebm_http_drift *ebm_http_drift_attach(struct ebm_http_model_stats *stats,
+		const struct ebm_product *product, const char *version,
+		size_t window);
+void ebm_http_drift_unref(struct ebm_http_drift *d);
+
+/* The answer of GET /v1/models/{name}/drift, computed now. */
+struct ebm_http_drift_report {
+	size_t window;      /* 0: monitoring off */
+	size_t count;       /* rows in the window, <= window */
+	uint64_t total;     /* rows recorded since the window began */
+	double statistic;   /* NAN when count == 0 */
+	double p_value;     /* NAN when count == 0 */
+	bool drift;
+	time_t checked_at;
+};
+
+/* d may be NULL (monitoring off). Thread-safe; takes the window's lock,
+ * which the scoring path never does. Also appends the result to the
+ * window's history (at most one point a second). */
+void ebm_http_drift_check(struct ebm_http_drift *d, double drift_alpha,
+		struct ebm_http_drift_report *r);
+
+/* {"model","window","count","statistic","p_value","drift","checked_at"} */
+void ebm_http_drift_encode(struct ebm_http_buf *b, const char *name,
+		const struct ebm_http_drift_report *r);
+
+/* ebmd_drift_statistic and ebmd_drift of every monitored entry of c. */
+void ebm_http_drift_render(const struct ebm_http_catalog *c,
+		struct ebm_http_buf *b);
+
+/* ebmd_p_value{model=name} of stats (for prom.c). */
+void ebm_http_p_value_render(struct ebm_http_buf *b, const char *name,
+		const struct ebm_http_model_stats *stats, bool help);
+
+/*
+ * The status page's data for every entry of c (ui.c polls it):
+ * {"models":[{"model","drift":{...as GET drift},"rows","anomalies",
+ * "p_hist":[...],"score_hist":{"lo","hi","window":[...],"reference":[...],
+ * "below","above"},"history":[[t,statistic,p_value],...],"rows_per_s",
+ * "anomalies_per_s"}],"time"}; the rates are over about the last minute of
+ * checks (null before two checks a second apart).
+ * Aggregates only, never rows.
+ */
+void ebm_http_monitor_encode(const struct ebm_http_catalog *c,
+		struct ebm_http_buf *b);
+
+/* ui.c: the page (generated from ui.html at build time). */
+extern const char ebm_http_ui_html[];
 
 #endif

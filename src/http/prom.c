@@ -49,6 +49,8 @@ static const char *const endpoint_labels[EBM_HTTP_EP_COUNT] = {
 	[EBM_HTTP_EP_V2_REPO_INDEX] = "/v2/repository/index",
 	[EBM_HTTP_EP_V2_REPO_LOAD] = "/v2/repository/models/{name}/load",
 	[EBM_HTTP_EP_V2_REPO_UNLOAD] = "/v2/repository/models/{name}/unload",
+	[EBM_HTTP_EP_DRIFT] = "/v1/models/{name}/drift",
+	[EBM_HTTP_EP_UI] = "/ui",
 	[EBM_HTTP_EP_OTHER] = "other",
 };
 
@@ -105,6 +107,7 @@ void ebm_http_metrics_destroy(struct ebm_http_metrics *m)
 		return;
 	}
 	for (size_t i = 0; i < m->n_models; i++) {
+		ebm_http_drift_unref(m->models[i]->stats.drift);  /* monitor */
 		free(m->models[i]->name);
 		free(m->models[i]);
 	}
@@ -206,7 +209,7 @@ static uint64_t load(const atomic_uint_fast64_t *c)
 }
 
 /* A label value escaped as the exposition format asks. */
-static void label_value(struct ebm_http_buf *b, const char *s)
+void ebm_http_prom_label(struct ebm_http_buf *b, const char *s)
 {
 	ebm_http_buf_add(b, "\"", 1);
 	for (const char *p = s; *p != '\0'; p++) {
@@ -312,7 +315,7 @@ static void render_models(struct ebm_http_metrics *m, struct ebm_http_buf *b)
 			"# TYPE ebmd_rows_scored_total counter\n");
 	for (size_t i = 0; i < m->n_models; i++) {
 		ebm_http_buf_puts(b, "ebmd_rows_scored_total{model=");
-		label_value(b, m->models[i]->name);
+		ebm_http_prom_label(b, m->models[i]->name);
 		ebm_http_buf_printf(b, "} %llu\n",
 				(unsigned long long)load(&m->models[i]->stats.rows));
 	}
@@ -322,9 +325,13 @@ static void render_models(struct ebm_http_metrics *m, struct ebm_http_buf *b)
 			"# TYPE ebmd_anomalies_total counter\n");
 	for (size_t i = 0; i < m->n_models; i++) {
 		ebm_http_buf_puts(b, "ebmd_anomalies_total{model=");
-		label_value(b, m->models[i]->name);
+		ebm_http_prom_label(b, m->models[i]->name);
 		ebm_http_buf_printf(b, "} %llu\n",
 				(unsigned long long)load(&m->models[i]->stats.anomalies));
+	}
+	for (size_t i = 0; i < m->n_models; i++) {  /* monitor */
+		ebm_http_p_value_render(b, m->models[i]->name,
+				&m->models[i]->stats, i == 0);
 	}
 	pthread_mutex_unlock(&m->lock);
 }

@@ -137,6 +137,8 @@ static bool match_model_path(const char *path, struct route *r)
 		r->ep = EBM_HTTP_EP_SCORE;
 	} else if (strcmp(slash, "/repair") == 0) {
 		r->ep = EBM_HTTP_EP_REPAIR;
+	} else if (strcmp(slash, "/drift") == 0) {  /* monitor */
+		r->ep = EBM_HTTP_EP_DRIFT;
 	} else {
 		return false;
 	}
@@ -178,6 +180,8 @@ static void route_path(const char *path, struct route *r)
 		r->ep = EBM_HTTP_EP_MODELS;
 	} else if (strcmp(path, "/v1/score") == 0) {
 		r->ep = EBM_HTTP_EP_COMPOSE;
+	} else if (strcmp(path, "/ui") == 0 || strcmp(path, "/ui/data") == 0) {
+		r->ep = EBM_HTTP_EP_UI;  /* monitor */
 	} else if (!match_model_path(path, r)) {
 		r->ep = EBM_HTTP_EP_OTHER;
 	}
@@ -313,9 +317,12 @@ static int get_metrics(struct ebm_http_worker *w, struct evhttp_request *req)
 {
 	struct ebm_http_catalog *c = ebm_http_server_acquire(w->server);
 	size_t n = c != NULL ? c->n_model_files : 0;
-	ebm_http_catalog_unref(c);
 	ebm_http_buf_reset(&w->out);
 	ebm_http_metrics_render(w->metrics, n, &w->out);
+	if (c != NULL) {
+		ebm_http_drift_render(c, &w->out);  /* monitor */
+	}
+	ebm_http_catalog_unref(c);
 	return reply(w, req, 200, CT_METRICS);
 }
 
@@ -352,6 +359,45 @@ static int get_model(struct ebm_http_worker *w, struct evhttp_request *req,
 	ebm_http_buf_puts(&w->out, e->info);
 	ebm_http_buf_add(&w->out, "\n", 1);
 	return reply(w, req, 200, CT_JSON);
+}
+
+/* monitor: GET /v1/models/{name}/drift */
+static int get_drift(struct ebm_http_worker *w, struct evhttp_request *req,
+		const struct ebm_http_catalog *c, const char *name)
+{
+	const struct ebm_http_entry *e = ebm_http_catalog_find(c, name);
+	if (e == NULL) {
+		return unknown_model(w, req, "", name);
+	}
+	struct ebm_http_drift_report r;
+	ebm_http_drift_check(e->drift, c->settings.drift_alpha, &r);
+	ebm_http_buf_reset(&w->out);
+	ebm_http_drift_encode(&w->out, e->name, &r);
+	ebm_http_buf_add(&w->out, "\n", 1);
+	return reply(w, req, 200, CT_JSON);
+}
+
+/* monitor: GET /ui and /ui/data, only with [monitor] ui = true; open
+ * like /metrics (aggregates only). */
+static int get_ui(struct ebm_http_worker *w, struct evhttp_request *req,
+		const char *path)
+{
+	struct ebm_http_catalog *c = ebm_http_server_acquire(w->server);
+	int status;
+	if (c == NULL || !c->settings.ui) {
+		status = fail(w, req, 404, "not_found", "no such path: %.200s "
+				"(the status page needs [monitor] ui = true)", path);
+	} else if (strcmp(path, "/ui") == 0) {
+		ebm_http_buf_reset(&w->out);
+		ebm_http_buf_puts(&w->out, ebm_http_ui_html);
+		status = reply(w, req, 200, "text/html; charset=utf-8");
+	} else {
+		ebm_http_buf_reset(&w->out);
+		ebm_http_monitor_encode(c, &w->out);
+		status = reply(w, req, 200, CT_JSON);
+	}
+	ebm_http_catalog_unref(c);
+	return status;
 }
 
 /* ======================================================================
@@ -468,7 +514,8 @@ static void maths_fail(const struct ebm_error *err, const char *rows,
 }
 
 bool ebm_http_score(struct ebm_http_worker *w, const struct ebm_product *p,
-		struct ebm_http_model_stats *stats, const float *x, size_t n,
+		struct ebm_http_model_stats *stats, struct ebm_http_drift *drift,
+		const float *x, size_t n,
 		size_t d, double alpha, bool explain, bool has_missing,
 		const char *rows, struct ebm_score **scores, float **contrib,
 		const float **completed, struct ebm_http_error *e)
@@ -535,14 +582,7 @@ bool ebm_http_score(struct ebm_http_worker *w, const struct ebm_product *p,
 			return false;
 		}
 	}
-	uint64_t anomalies = 0;
-	for (size_t i = 0; i < n; i++) {
-		anomalies += s[i].anomaly;
-	}
-	if (stats != NULL) {
-		atomic_fetch_add(&stats->rows, n);
-		atomic_fetch_add(&stats->anomalies, anomalies);
-	}
+	ebm_http_record_scores(stats, drift, s, n);
 	*scores = s;
 	*contrib = c;
 	return true;
@@ -560,8 +600,10 @@ static int run_score(struct ebm_http_worker *w, struct evhttp_request *req,
 	float *contrib;
 	const float *completed;
 	struct ebm_http_error e;
-	if (!ebm_http_score(w, t->product, t->stats, x, n, d, alpha, r->explain,
-			r->has_null, "instances", &s, &contrib, &completed, &e)) {
+	if (!ebm_http_score(w, t->product, t->stats,
+			t->entry != NULL ? t->entry->drift : NULL, x, n, d, alpha,
+			r->explain, r->has_null, "instances", &s, &contrib, &completed,
+			&e)) {
 		return reply_error(w, req, &e);
 	}
 	header(&w->out, t);
@@ -800,7 +842,8 @@ static bool is_v1(enum ebm_http_endpoint ep)
 {
 	return ep != EBM_HTTP_EP_OTHER && ep != EBM_HTTP_EP_HEALTHZ
 			&& ep != EBM_HTTP_EP_READYZ && ep != EBM_HTTP_EP_METRICS
-			&& ep != EBM_HTTP_EP_V2_LIVE && ep != EBM_HTTP_EP_V2_READY;
+			&& ep != EBM_HTTP_EP_V2_LIVE && ep != EBM_HTTP_EP_V2_READY
+			&& ep != EBM_HTTP_EP_UI;
 }
 
 /* Of those, the ones that answer before any model is loaded: /v2's
@@ -870,6 +913,8 @@ static int v1(struct ebm_http_worker *w, struct evhttp_request *req,
 		return get_models(w, req, c);
 	case EBM_HTTP_EP_MODEL:
 		return get_model(w, req, c, rt->name);
+	case EBM_HTTP_EP_DRIFT:
+		return get_drift(w, req, c, rt->name);
 	case EBM_HTTP_EP_SCORE:
 	case EBM_HTTP_EP_REPAIR:
 		return post_model(w, req, c, rt->ep, rt->name);
@@ -924,6 +969,8 @@ void ebm_http_route(struct ebm_http_worker *w, struct evhttp_request *req)
 		status = get_metrics(w, req);
 	} else if (rt.ep == EBM_HTTP_EP_V2_LIVE || rt.ep == EBM_HTTP_EP_V2_READY) {
 		status = ebm_http_v2(w, req, rt.ep, NULL, NULL, NULL);
+	} else if (rt.ep == EBM_HTTP_EP_UI) {
+		status = get_ui(w, req, path);
 	} else {
 		status = v1(w, req, &rt, c);
 	}

@@ -566,7 +566,8 @@ static int post_infer(struct ebm_http_worker *w, struct evhttp_request *req,
 		for (size_t k = 0; k < nd && !has_missing; k++) {
 			has_missing = isnan(x[k]);
 		}
-		if (!ebm_http_score(w, entry->product, entry->stats, x, r.n_rows,
+		if (!ebm_http_score(w, entry->product, entry->stats, entry->drift,
+				x, r.n_rows,
 				entry->schema.d, alpha, r.explain, has_missing, "inputs",
 				&s, &contrib, &completed, &e)) {
 			status = ebm_http_reply_error(w, req, &e);

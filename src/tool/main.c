@@ -23,6 +23,8 @@ static const struct command commands[] = {
 			"(CSV)" },
 	{ "sample", ebm_tool_cmd_sample, "draw rows from a model (CSV)" },
 	{ "inspect", ebm_tool_cmd_inspect, "model information (JSON)" },
+	{ "rebase", ebm_tool_cmd_rebase, "adopt a CSV's rows as a model's "
+			"reference set" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

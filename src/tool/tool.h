@@ -37,6 +37,7 @@ int ebm_tool_cmd_eval(int argc, char **argv);
 int ebm_tool_cmd_score(int argc, char **argv);
 int ebm_tool_cmd_sample(int argc, char **argv);
 int ebm_tool_cmd_inspect(int argc, char **argv);
+int ebm_tool_cmd_rebase(int argc, char **argv);
 
 /* ---- messages (args.c) --------------------------------------------------- */
 
