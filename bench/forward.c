@@ -3,11 +3,13 @@
  * maths ebmd does for a score request, without HTTP or JSON, to compare
  * ebmd's batch throughput against (bench/http-bench.sh).
  *
- *   forward MODEL.ebm [--batch 256] [--seconds 3]
+ *   forward MODEL.ebm [--batch 256] [--seconds 3] [--route score]
  *
  * Builds the product of the one model (as ebmd's catalog serves a model
- * file) and calls ebm_product_score, the entry point of the daemon's score
- * route, on batches of --batch rows on one struct ebm_ctx, with BLAS
+ * file) and calls the entry point of one daemon route (--route score:
+ * ebm_product_score; explain: ebm_product_explain; repair:
+ * ebm_product_repair with the default options) on batches of --batch rows
+ * on one struct ebm_ctx, with BLAS
  * single-threaded as in ebmd's workers. Rows are the model's reference
  * rows (held-out data, raw units), repeated to fill a batch. Runs for
  * --seconds after one warm-up batch and prints
@@ -32,16 +34,34 @@ static double clock_s(clockid_t id)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static enum ebm_status run(int which, const struct ebm_product *p,
+		struct ebm_ctx *ctx, const struct ebm_repair_options *ro,
+		const float *x, size_t n, double alpha, struct ebm_score *s,
+		float *out, struct ebm_error *err)
+{
+	switch (which) {
+	case 1:
+		return ebm_product_explain(p, ctx, x, n, out, err);
+	case 2:
+		return ebm_product_repair(p, ctx, ro, x, n, out, NULL, NULL, err);
+	default:
+		return ebm_product_score(p, ctx, x, n, alpha, s, err);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
 	long batch = 256;
 	double seconds = 3.0;
+	const char *route = "score";
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
 			batch = strtol(argv[++i], NULL, 10);
 		} else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
 			seconds = strtod(argv[++i], NULL);
+		} else if (strcmp(argv[i], "--route") == 0 && i + 1 < argc) {
+			route = argv[++i];
 		} else if (argv[i][0] != '-' && path == NULL) {
 			path = argv[i];
 		} else {
@@ -49,9 +69,12 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
-	if (path == NULL || batch < 1 || !(seconds > 0.0)) {
+	int which = strcmp(route, "score") == 0 ? 0 :
+			strcmp(route, "explain") == 0 ? 1 :
+			strcmp(route, "repair") == 0 ? 2 : -1;
+	if (path == NULL || batch < 1 || !(seconds > 0.0) || which < 0) {
 		fprintf(stderr, "Usage: forward MODEL.ebm [--batch N] "
-				"[--seconds S]\n");
+				"[--seconds S] [--route score|explain|repair]\n");
 		return 2;
 	}
 	ebm_set_blas_threads(1);
@@ -76,7 +99,8 @@ int main(int argc, char **argv)
 	size_t n = (size_t)batch;
 	float *x = malloc(n * d * sizeof(*x));
 	struct ebm_score *s = malloc(n * sizeof(*s));
-	if (x == NULL || s == NULL) {
+	float *out = malloc(n * d * sizeof(*out));
+	if (x == NULL || s == NULL || out == NULL) {
 		fprintf(stderr, "forward: out of memory\n");
 		return 1;
 	}
@@ -86,7 +110,9 @@ int main(int argc, char **argv)
 	double alpha = ebm_model_alpha(m);
 	/* Warm-up: sizes the context's scratch, as a worker's first request
 	 * does. */
-	if (ebm_product_score(p, ctx, x, n, alpha, s, &err) != EBM_STATUS_OK) {
+	struct ebm_repair_options ro;
+	ebm_repair_options_init(&ro);
+	if (run(which, p, ctx, &ro, x, n, alpha, s, out, &err) != EBM_STATUS_OK) {
 		fprintf(stderr, "forward: %s\n", err.message);
 		return 1;
 	}
@@ -96,17 +122,18 @@ int main(int argc, char **argv)
 	double c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
 	double t;
 	do {
-		ebm_product_score(p, ctx, x, n, alpha, s, NULL);
+		run(which, p, ctx, &ro, x, n, alpha, s, out, NULL);
 		anomalies += s[0].anomaly;
 		batches++;
 		t = clock_s(CLOCK_MONOTONIC) - t0;
 	} while (t < seconds);
 	double c = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
 	double rows = (double)batches * (double)n;
-	printf("rows_per_s %.0f cpu_rows_per_s %.0f  (batches %lu of %zu rows "
-			"in %.3f s, %.3f s CPU; d=%zu)\n", rows / t, rows / c, batches,
-			n, t, c, d);
+	printf("rows_per_s %.0f cpu_rows_per_s %.0f  (%s: batches %lu of %zu "
+			"rows in %.3f s, %.3f s CPU; d=%zu)\n", rows / t, rows / c, route,
+			batches, n, t, c, d);
 	(void)anomalies;
+	free(out);
 	free(s);
 	free(x);
 	ebm_product_destroy(p);

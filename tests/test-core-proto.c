@@ -180,7 +180,8 @@ START_TEST(t_proto_blas_matches_reference)
 END_TEST
 
 /* The whole network with a prototype term: F = w_net f + w_proto g, its
- * input gradient by finite differences, and F = f when the term is gone. */
+ * input gradient by finite differences, F = w_proto g when w_net is 0, and
+ * F = f when the term is gone. */
 START_TEST(t_net_with_protos)
 {
 	uint32_t hidden[2] = {6, 5};
@@ -226,6 +227,18 @@ START_TEST(t_net_with_protos)
 	ck_assert(ebm_net_forward(&copy, &w, z, 3, fc));
 	ck_assert(memcmp(fc, f, sizeof(f)) == 0);
 	ebm_net_finish(&copy);
+	/* Network weight 0 (the default model): F and its gradient are the
+	 * prototype term's alone, the members (nonzero here) play no part. */
+	net.proto.w_net = 0.0f;
+	float pd[12];
+	eval(&net.proto, 4, z, 3, pg, pd);
+	ck_assert(ebm_net_input_grad(&net, &w, z, 3, f, g));
+	for (int i = 0; i < 3; i++) {
+		ck_assert_float_eq(f[i], 1.7f * pg[i]);
+	}
+	for (size_t q = 0; q < 12; q++) {
+		ck_assert_float_eq(g[q], 1.7f * pd[q]);
+	}
 	ebm_proto_finish(&net.proto);
 	ck_assert(ebm_net_forward(&net, &w, z, 3, f));
 	ck_assert(memcmp(f, f0, sizeof(f)) == 0);

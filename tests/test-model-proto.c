@@ -3,7 +3,10 @@
  * round trip through memory with identical energies, a model without
  * prototypes still written as version 1, and one test per rejection of a
  * corrupt prototype field (each patched file is resealed, so the checks
- * past the checksum are reached).
+ * past the checksum are reached); and the shipped models, written by
+ * earlier builds, still give their own reference rows the reference
+ * energies stored in them (the scoring code may change in the last bits
+ * only, or every stored p-value would drift).
  */
 #include <check.h>
 #include <math.h>
@@ -332,6 +335,47 @@ START_TEST(t_finalize_rejects_bad_protos)
 }
 END_TEST
 
+/* Largest |E(ref_i) - stored_i| / (1 + |stored_i|) over the reference rows
+ * of the model file at path. */
+static double ref_drift(const char *path)
+{
+	struct ebm_model *m = NULL;
+	struct ebm_error err;
+	ck_assert_msg(ebm_model_load_file(path, &m, &err) == EBM_STATUS_OK,
+			"%s: %s", path, err.message);
+	size_t n = ebm_model_n_ref(m);
+	float *e = malloc(n * sizeof(*e));
+	ck_assert_ptr_nonnull(e);
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	ck_assert_int_eq(ebm_model_energy(m, ctx, ebm_model_ref_rows(m), n, e,
+			&err), EBM_STATUS_OK);
+	const float *want = ebm_model_ref_energies(m);
+	double worst = 0.0;
+	for (size_t i = 0; i < n; i++) {
+		double r = fabs((double)e[i] - want[i]) / (1.0 + fabs(want[i]));
+		worst = r > worst ? r : worst;
+	}
+	ebm_ctx_destroy(ctx);
+	free(e);
+	ebm_model_destroy(m);
+	return worst;
+}
+
+START_TEST(t_shipped_models_keep_ref_energies)
+{
+	static const char *const path[] = {
+		EBM_TEST_SOURCE_DIR "/models/demo.ebm",
+		EBM_TEST_SOURCE_DIR "/models/demo-cd.ebm",
+	};
+	for (size_t k = 0; k < 2; k++) {
+		double drift = ref_drift(path[k]);
+		/* a few float roundings of energies of order 1..10 */
+		ck_assert_msg(drift < 1e-5, "%s: stored reference energies off by "
+				"%g (relative)", path[k], drift);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("model");
@@ -341,6 +385,7 @@ int main(void)
 	tcase_add_test(tc, t_reject_proto_header);
 	tcase_add_test(tc, t_reject_proto_values);
 	tcase_add_test(tc, t_finalize_rejects_bad_protos);
+	tcase_add_test(tc, t_shipped_models_keep_ref_energies);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -366,6 +366,45 @@ START_TEST(rejects_bad_input)
 END_TEST
 
 /* A constant feature standardizes to zero instead of dividing by zero. */
+/*
+ * --epochs 0: no member is trained, so the energy is the fitted Gaussian
+ * base alone: exactly quadratic, with the curvature of
+ * the inverse covariance (rows from N(0, diag(1, 9)): 1/2 x^2 and x^2/18
+ * along the axes), and the model says "gauss".
+ */
+START_TEST(epochs_0_is_the_gaussian)
+{
+	size_t n = 4000;
+	struct ebm_rng r;
+	ebm_rng_init(&r, 12);
+	float *x = malloc(n * 2 * sizeof(float));
+	for (size_t i = 0; i < n; i++) {
+		x[2 * i] = (float)ebm_rng_normal(&r);
+		x[2 * i + 1] = 3.0f * (float)ebm_rng_normal(&r);
+	}
+	struct ebm_train_options o;
+	small_options(&o);
+	o.epochs = 0;
+	struct ebm_model *m = NULL;
+	struct ebm_error err;
+	ck_assert_msg(ebm_train_fit(&o, x, n, 2, NULL, NULL, NULL, &m, &err) ==
+			EBM_STATUS_OK, "%s", err.message);
+	ck_assert_str_eq(ebm_model_objective(m), "gauss");
+	double e0 = energy_at(m, 0.0f, 0.0f);
+	double ea = energy_at(m, 1.0f, 0.0f) - e0;
+	double eb = energy_at(m, 0.0f, 3.0f) - e0;
+	ck_assert_msg(fabs(ea - 0.5) < 0.05 && fabs(eb - 0.5) < 0.05,
+			"E(1, 0) - E(0) = %g, E(0, 3) - E(0) = %g, want 0.5", ea, eb);
+	/* second differences of a quadratic are one constant */
+	double e2 = energy_at(m, 2.0f, 0.0f) - e0;
+	double em = energy_at(m, -1.0f, 0.0f) - e0;
+	ck_assert_msg(fabs((e2 - 2.0 * ea) - (ea + em)) < 1e-3,
+			"not quadratic: %g %g %g", ea, e2, em);
+	ebm_model_destroy(m);
+	free(x);
+}
+END_TEST
+
 START_TEST(constant_feature)
 {
 	float *x = bimodal(300, 6);
@@ -523,6 +562,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, cd_buffer_smaller_than_batch);
 	tcase_add_test(tc, rejects_bad_input);
 	tcase_add_test(tc, constant_feature);
+	tcase_add_test(tc, epochs_0_is_the_gaussian);
 	tcase_add_test(tc, robust_scale);
 	tcase_add_test(tc, ema_power);
 	tcase_add_test(tc, pool_runs_every_worker);

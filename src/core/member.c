@@ -549,6 +549,18 @@ static bool net_eval(const struct ebm_net *net, struct ebm_work *w,
 {
 	size_t d = net->d;
 	float inv_k = 1.0f / (float)net->n_members;
+	if (net->proto.n > 0 && net->proto.w_net == 0.0f) {
+		/* The network has weight 0 (the default model: prototypes alone),
+		 * so F is the prototype term alone and the members, as costly as
+		 * the prototypes, are not evaluated: the same F as 0 * f + g. */
+		for (size_t i = 0; i < n; i++) {
+			f[i] = 0.0f;
+		}
+		if (g != NULL) {
+			memset(g, 0, n * d * sizeof(float));
+		}
+		return proto_term(net, w, z, n, f, g);
+	}
 	struct tape t;
 	if (!tape_init(net, w, n, false, &t)) {
 		return false;

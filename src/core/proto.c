@@ -88,6 +88,72 @@ size_t ebm_proto_scratch(const struct ebm_proto *p, uint32_t d, size_t n)
 	return rows * (size_t)p->n;
 }
 
+/* Lanes of the maximum: independent accumulators the compiler turns into
+ * one vector max (the maximum is exact, so their order does not matter). */
+#define LANES 8
+
+static float row_max(const float *s, size_t k)
+{
+	float m[LANES];
+	for (size_t l = 0; l < LANES; l++) {
+		m[l] = -INFINITY;
+	}
+	size_t j = 0;
+	for (; j + LANES <= k; j += LANES) {
+		for (size_t l = 0; l < LANES; l++) {
+			m[l] = s[j + l] > m[l] ? s[j + l] : m[l];
+		}
+	}
+	for (; j < k; j++) {
+		m[0] = s[j] > m[0] ? s[j] : m[0];
+	}
+	float mx = m[0];
+	for (size_t l = 1; l < LANES; l++) {
+		mx = m[l] > mx ? m[l] : mx;
+	}
+	return mx;
+}
+
+/*
+ * One row of S: on entry s[j] = z.c_j; on exit g, and (if want_r) s[j] =
+ * r_j / h_j^2 with *tot = sum_j s[j], the factor of the -z term of the
+ * gradient. Every loop but the exponentials is branch-free over j, so it
+ * vectorizes; the exponentials skip the negligible terms (most of them).
+ */
+static double row_eval(const struct ebm_proto *p, size_t k, double zz,
+		float *s, bool want_r, double *tot)
+{
+	const float *c_sq = p->c_sq, *logw = p->logw, *inv2h2 = p->inv2h2;
+	for (size_t j = 0; j < k; j++) {
+		double d2 = zz + c_sq[j] - 2.0 * s[j];
+		d2 = d2 > 0.0 ? d2 : 0.0;
+		s[j] = (float)(logw[j] - d2 * (double)inv2h2[j]);
+	}
+	double mx = row_max(s, k);
+	double sum = 0.0, wsum = 0.0;
+	for (size_t j = 0; j < k; j++) {
+		double t = (double)s[j] - mx;
+		if (t < -NEGLIGIBLE) {
+			s[j] = 0.0f;
+			continue;
+		}
+		/* in float: the terms are stored in float anyway, and expf
+		 * costs half of exp */
+		float e = expf((float)t);
+		s[j] = e;
+		sum += e;
+		wsum += e * (double)inv2h2[j];
+	}
+	if (want_r) {
+		float f = (float)(2.0 / sum);
+		for (size_t j = 0; j < k; j++) {
+			s[j] = s[j] * f * inv2h2[j];
+		}
+		*tot = 2.0 * wsum / sum;
+	}
+	return mx + log(sum);
+}
+
 void ebm_proto_eval(const struct ebm_proto *p, uint32_t d, const float *z,
 		size_t n, float *scratch, float *g, float *grad)
 {
@@ -96,7 +162,7 @@ void ebm_proto_eval(const struct ebm_proto *p, uint32_t d, const float *z,
 	for (size_t r0 = 0; r0 < n; r0 += CHUNK) {
 		size_t m = n - r0 < CHUNK ? n - r0 : CHUNK;
 		const float *Z = z + r0 * d;
-		/* S = Z C' */
+		/* S = Z C': the distances of the whole chunk in one GEMM */
 		ebm_gemm(false, true, m, k, d, 1.0f, Z, d, p->c, d, 0.0f, S, k);
 		float *G = grad != NULL ? grad + r0 * d : NULL;
 		for (size_t i = 0; i < m; i++) {
@@ -104,37 +170,18 @@ void ebm_proto_eval(const struct ebm_proto *p, uint32_t d, const float *z,
 			for (size_t q = 0; q < d; q++) {
 				zz += (double)Z[i * d + q] * Z[i * d + q];
 			}
-			float *s = S + i * k;
-			double mx = -INFINITY;
-			for (size_t j = 0; j < k; j++) {
-				double d2 = zz + p->c_sq[j] - 2.0 * s[j];
-				double a = p->logw[j] - (d2 > 0.0 ? d2 : 0.0) *
-						(double)p->inv2h2[j];
-				s[j] = (float)a;
-				mx = a > mx ? a : mx;
-			}
-			double sum = 0.0;
-			for (size_t j = 0; j < k; j++) {
-				double t = (double)s[j] - mx;
-				double e = t < -NEGLIGIBLE ? 0.0 : exp(t);
-				s[j] = (float)e;
-				sum += e;
-			}
-			g[r0 + i] = (float)(mx + log(sum));
+			double tot = 0.0;
+			g[r0 + i] = (float)row_eval(p, k, zz, S + i * k, G != NULL, &tot);
 			if (G != NULL) {
-				/* s_j = r_j / h_j^2; the z term's factor is their sum */
-				double inv = 1.0 / sum, tot = 0.0;
-				for (size_t j = 0; j < k; j++) {
-					s[j] = (float)(s[j] * inv * 2.0 * p->inv2h2[j]);
-					tot += s[j];
-				}
+				float ft = (float)-tot;
 				for (size_t q = 0; q < d; q++) {
-					G[i * d + q] = (float)(-tot * Z[i * d + q]);
+					G[i * d + q] = ft * Z[i * d + q];
 				}
 			}
 		}
 		if (G != NULL) {
-			/* grad = sum_j r_j (c_j - z) / h_j^2 */
+			/* grad = sum_j r_j (c_j - z) / h_j^2: the chunk's R C in one
+			 * GEMM onto the -tot z terms */
 			ebm_gemm(false, false, m, d, k, 1.0f, S, k, p->c, d, 1.0f, G, d);
 		}
 	}

@@ -79,8 +79,9 @@ static const struct flag flags[] = {
 		"hidden layer widths of each member" },
 	U("--members", n_members, 1, EBM_MODEL_MAX_MEMBERS,
 		"independently seeded members, averaged"),
-	U("--epochs", epochs, 1, UINT32_MAX,
-		"maximum epochs; early stopping may end sooner"),
+	U("--epochs", epochs, 0, UINT32_MAX,
+		"maximum epochs; early stopping may end sooner (0: no member "
+		"trained, the network is the Gaussian base)"),
 	U("--batch", batch, 1, UINT32_MAX, "rows per step"),
 	F("--lr", lr, POSITIVE, "Adam learning rate"),
 	F("--beta1", beta1, HALF_UNIT, "Adam first-moment decay"),
@@ -456,7 +457,7 @@ static void report(const struct train_cli *c, const struct ebm_model *m,
 	if (ebm_model_n_protos(m) > 0) {
 		fprintf(stderr, "fitted %zu prototypes%s in %.1f s\n",
 				ebm_model_n_protos(m), epochs > 0 ? "" :
-				" (the network has weight 0 and was not trained)", seconds);
+				" (the network was not trained)", seconds);
 	}
 	fprintf(stderr, "wrote %s (checksum %.12s, %zu reference rows)\n",
 			c->out, ebm_model_checksum(m), ebm_model_n_ref(m));

@@ -113,8 +113,10 @@ enum ebm_status ebm_train_options_validate(const struct ebm_train_options *o,
 	CHECK(o->n_members >= 1 && o->n_members <= EBM_MODEL_MAX_MEMBERS,
 			"members must be 1..%u, got %u", EBM_MODEL_MAX_MEMBERS,
 			o->n_members);
-	CHECK(o->epochs >= 1 && o->epochs <= 1000000,
-			"epochs must be 1..1000000, got %u", o->epochs);
+	/* 0: the members are not trained (all-zero MLPs), so the network is
+	 * the Gaussian base alone. */
+	CHECK(o->epochs <= 1000000, "epochs must be 0..1000000, got %u",
+			o->epochs);
 	CHECK(o->batch >= 1 && o->batch <= 65536,
 			"batch must be 1..65536, got %u", o->batch);
 	CHECK(isfinite(o->lr) && o->lr > 0.0f && o->lr <= 1.0f,

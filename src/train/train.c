@@ -371,11 +371,12 @@ static enum ebm_status assemble(struct trainer *tr, const float *x,
 	m->created = o->created;
 	m->seed = o->seed;
 	/* What was fitted: "protos" for the prototype energy alone (no
-	 * network training), "dsm+protos" for a product, "dsm" or "cd". */
+	 * network training), "dsm+protos" for a product, "dsm" or "cd";
+	 * "gauss" for untrained members (--epochs 0). */
 	char objective[32];
 	snprintf(objective, sizeof(objective), "%s%s",
 			o->n_protos > 0 && o->proto_net_weight == 0.0f ? "" :
-			ebm_objective_name(o->objective),
+			o->epochs == 0 ? "gauss" : ebm_objective_name(o->objective),
 			o->n_protos == 0 ? "" : o->proto_net_weight == 0.0f ? "protos" :
 			"+protos");
 	m->objective = ebm_xstrdup(objective);
@@ -552,10 +553,11 @@ enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
 		.t0 = ebm_now(),
 		.rows_total = (uint64_t)n_train * o->epochs * o->n_members,
 	};
-	/* With prototypes and --proto-net-weight 0 the network has weight 0:
-	 * its members are not trained (all-zero MLPs, so f is the Gaussian
-	 * base alone). */
-	uint32_t n_fit = o->n_protos > 0 && o->proto_net_weight == 0.0f ? 0 :
+	/* With --epochs 0, or prototypes and --proto-net-weight 0 (the network
+	 * has weight 0), the members are not trained: all-zero MLPs, so f is
+	 * the Gaussian base alone. */
+	uint32_t n_fit = o->epochs == 0 ||
+			(o->n_protos > 0 && o->proto_net_weight == 0.0f) ? 0 :
 			o->n_members;
 	for (uint32_t k = 0; k < n_fit; k++) {
 		if (o->objective == EBM_OBJECTIVE_CD) {
