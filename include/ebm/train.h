@@ -43,6 +43,7 @@ struct ebm_train_options {
 	uint32_t hidden[EBM_MODEL_MAX_LAYERS];
 	uint32_t n_members;       /* independently seeded members, averaged */
 	uint32_t epochs;          /* upper bound; early stopping may end sooner */
+	uint32_t max_steps;       /* optimizer steps per member at most, 0 = any */
 	uint32_t batch;
 	float lr;
 	float beta1, beta2;       /* Adam moments */

@@ -82,6 +82,9 @@ static const struct flag flags[] = {
 	U("--epochs", epochs, 0, UINT32_MAX,
 		"maximum epochs; early stopping may end sooner (0: no member "
 		"trained, the network is the Gaussian base)"),
+	U("--max-steps", max_steps, 0, UINT32_MAX,
+		"most optimizer steps per member: fewer epochs than --epochs run"
+		" where an epoch has many steps (0 = no limit)"),
 	U("--batch", batch, 1, UINT32_MAX, "rows per step"),
 	F("--lr", lr, POSITIVE, "Adam learning rate"),
 	F("--beta1", beta1, HALF_UNIT, "Adam first-moment decay"),

@@ -38,6 +38,10 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->hidden[1] = 128;
 	o->n_members = 1;
 	o->epochs = 200;
+	/* Training is bounded in optimizer steps, so a large set costs
+	 * what a small one does: 2000 steps of 256 rows fit every set of the
+	 * suite as well as 200 epochs (bench/results/quality_notes.md). */
+	o->max_steps = 2000;
 	o->batch = 256;
 	o->lr = 1e-3f;
 	o->beta1 = 0.9f;
@@ -244,6 +248,10 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			(unsigned long long)o->seed, o->n_threads);
 	/* Without prototypes the record is what it was before they existed,
 	 * so --protos 0 gives the earlier files byte for byte. */
+	if (n >= 0 && n < 4096 && o->max_steps > 0) {
+		n += snprintf(buf + n, 4096 - (size_t)n, "max_steps=%u\n",
+				o->max_steps);
+	}
 	if (n >= 0 && n < 4096 && o->n_protos > 0) {
 		n += snprintf(buf + n, 4096 - (size_t)n, "protos=%u\nproto_iters=%u\n"
 				"proto_alpha=%.9g\nproto_net_weight=%.9g\n", o->n_protos,

@@ -144,6 +144,19 @@ static float lr_at(const struct ebm_train_options *o, uint64_t step,
 	return o->lr * (float)(0.1 + 0.45 * (1.0 + cos(3.14159265358979323846 * t)));
 }
 
+/* Epochs each member runs at most: --epochs, fewer when --max-steps
+ * would be passed first (at least one epoch). */
+static uint32_t member_epochs(const struct ebm_train_options *o,
+		size_t n_train)
+{
+	uint64_t steps_per_epoch = (n_train + o->batch - 1) / o->batch;
+	if (o->max_steps == 0 || steps_per_epoch == 0) {
+		return o->epochs;
+	}
+	uint64_t cap = (o->max_steps + steps_per_epoch - 1) / steps_per_epoch;
+	return cap < o->epochs ? (uint32_t)(cap > 0 ? cap : 1) : o->epochs;
+}
+
 static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 		const struct valset *val, struct fit_state *fs, struct ebm_error *err)
 {
@@ -176,13 +189,14 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 		tr->order[i] = i;
 	}
 	uint64_t steps_per_epoch = (tr->n_train + o->batch - 1) / o->batch;
-	uint64_t total_steps = steps_per_epoch * o->epochs;
+	const uint32_t n_epochs = member_epochs(o, tr->n_train);
+	uint64_t total_steps = steps_per_epoch * n_epochs;
 	double best_val = INFINITY;
 	uint32_t since_best = 0;
 	uint64_t step = 0;
 	const float *current = o->ema_decay > 0.0f ? ema : params;
 	const bool select = o->objective == EBM_OBJECTIVE_DSM;
-	for (uint32_t epoch = 1; epoch <= o->epochs; epoch++) {
+	for (uint32_t epoch = 1; epoch <= n_epochs; epoch++) {
 		double e0 = ebm_now();
 		double epoch_loss = 0.0;
 		ebm_rng_shuffle(&order_rng, tr->order, tr->n_train);
@@ -277,7 +291,7 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 				.member = k,
 				.n_members = o->n_members,
 				.epoch = epoch,
-				.n_epochs = o->epochs,
+				.n_epochs = n_epochs,
 				.n_train_rows = tr->n_train,
 				.rows_done = fs->rows_done,
 				.train_loss = epoch_loss / (double)tr->n_train,
@@ -296,7 +310,7 @@ static enum ebm_status train_member(struct trainer *tr, uint32_t k,
 		}
 		if (stop) {
 			/* The planned work shrinks: keep the ETA honest. */
-			fs->rows_total -= (uint64_t)(o->epochs - epoch) * tr->n_train;
+			fs->rows_total -= (uint64_t)(n_epochs - epoch) * tr->n_train;
 			break;
 		}
 	}
@@ -551,7 +565,8 @@ enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
 		.progress = progress,
 		.user = user,
 		.t0 = ebm_now(),
-		.rows_total = (uint64_t)n_train * o->epochs * o->n_members,
+		.rows_total = (uint64_t)n_train * member_epochs(o, n_train) *
+				o->n_members,
 	};
 	/* With --epochs 0, or prototypes and --proto-net-weight 0 (the network
 	 * has weight 0), the members are not trained: all-zero MLPs, so f is
