@@ -142,12 +142,16 @@ void ebm_repair_options_init(struct ebm_repair_options *o);
  * Moves each row toward a nearby likely point by descent on E in the first
  * expert's standardized units z, with a trust region per row:
  *   - the direction is the gradient of E in z with the fixed features
- *     masked, normalized to length 1: each step moves the row by exactly
- *     its step length h (Euclidean, in z);
+ *     masked, normalized to length 1 (u), or, while it stays within 84
+ *     degrees of u (cosine > 0.1), the momentum v = 0.7 v + u normalized:
+ *     in a narrow valley it follows the floor where u bounces across.
+ *     Each step moves the row by exactly its step length h (Euclidean,
+ *     in z);
  *   - the first step length is step_size * sqrt(d);
  *   - a step is taken only if E falls; otherwise h is halved, up to 20
- *     times, and a row that still finds no lower energy (or whose masked
- *     gradient is 0) stops for good: a local minimum;
+ *     times; if the direction was the momentum, v is reset and the next
+ *     iteration starts from u; a row that finds no lower energy along u
+ *     (or whose masked gradient is 0) stops for good: a local minimum;
  *   - a step taken at full length doubles the next one, up to 32 times
  *     the first; a step taken after halving sets the next length to the
  *     one that worked.

@@ -39,7 +39,7 @@ struct ebm_model {
 /* Per-thread scratch (opaque outside src/model/). Each buffer grows as
  * needed and is reused; product.c has its own so that it can call the
  * model functions, which use the others, while holding its results. */
-#define EBM_CTX_PRODUCT_BUFS 6
+#define EBM_CTX_PRODUCT_BUFS 7
 struct ebm_ctx {
 	struct ebm_work net;    /* the network's own scratch */
 	struct ebm_work z;      /* standardized rows */
@@ -73,6 +73,7 @@ enum {
 	EBM_PBUF_GRAD,    /* explain: path gradients; repair: gradients */
 	EBM_PBUF_E,       /* repair: current energies */
 	EBM_PBUF_AUX,     /* repair: proposal energies and step scales */
+	EBM_PBUF_VEL,     /* repair: each row's momentum direction */
 };
 
 struct ebm_product {

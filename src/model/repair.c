@@ -12,6 +12,13 @@
 
 #define REPAIR_MAX_HALVINGS 20
 #define REPAIR_MAX_GROWTH 32.0f
+/* Heavy-ball momentum of the descent direction: in a narrow curved
+ * valley (a cd network's energy far from the data) plain normalized
+ * gradient steps zig-zag across it; the average direction follows it. */
+#define REPAIR_MOMENTUM 0.7
+/* The momentum direction is used only while it is this aligned with the
+ * gradient (cosine); otherwise the step restarts from the gradient. */
+#define REPAIR_MIN_COSINE 0.1
 
 void ebm_repair_options_init(struct ebm_repair_options *o)
 {
@@ -40,14 +47,17 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 	float *e = ebm_work_reserve(&ctx->prod[EBM_PBUF_E], n_rows);
 	float *g = ebm_work_reserve(&ctx->prod[EBM_PBUF_GRAD], n_rows * d);
 	float *prop = ebm_work_reserve(&ctx->prod[EBM_PBUF_PTS], n_rows * d);
-	float *aux = ebm_work_reserve(&ctx->prod[EBM_PBUF_AUX], 4 * n_rows);
-	if (n_rows > 0 && (e == NULL || g == NULL || prop == NULL || aux == NULL)) {
+	float *aux = ebm_work_reserve(&ctx->prod[EBM_PBUF_AUX], 5 * n_rows);
+	float *vel = ebm_work_reserve(&ctx->prod[EBM_PBUF_VEL], n_rows * d);
+	if (n_rows > 0 && (e == NULL || g == NULL || prop == NULL || aux == NULL ||
+			vel == NULL)) {
 		return ebm_error_set(err, EBM_STATUS_NOMEM, "out of memory");
 	}
 	float *e_prop = aux;          /* n_rows */
 	float *h = aux + n_rows;      /* step scale of each row this step */
 	float *active = aux + 2 * n_rows;
 	float *rad = aux + 3 * n_rows; /* each row's trust radius */
+	float *mom = aux + 4 * n_rows; /* 1: this step goes along momentum */
 	memcpy(out, x, n_rows * d * sizeof(float));
 	enum ebm_status st = ebm_product_eval(p, ctx, out, n_rows, e, NULL, err);
 	if (st != EBM_STATUS_OK) {
@@ -67,6 +77,7 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 		active[i] = 1.0f;
 		rad[i] = radius;
 	}
+	memset(vel, 0, n_rows * d * sizeof(float));
 	for (uint32_t step = 0; step < o->steps; step++) {
 		/* ebm_product_eval's gradient output is written over g. */
 		float *e_tmp = e_prop;
@@ -93,6 +104,26 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 			float inv = (float)(1.0 / sqrt(norm2));
 			for (size_t j = 0; j < d; j++) {
 				gi[j] *= inv;
+			}
+			/* v = momentum v + u (u the unit gradient); step along v/|v|
+			 * while that still descends clearly, else restart at u. A
+			 * fixed feature has u_j = 0 and v_j = 0 throughout. */
+			float *vi = vel + i * d;
+			double vv = 0.0, vu = 0.0;
+			for (size_t j = 0; j < d; j++) {
+				vi[j] = (float)(REPAIR_MOMENTUM * vi[j]) + gi[j];
+				vv += (double)vi[j] * vi[j];
+				vu += (double)vi[j] * gi[j];
+			}
+			if (vv > 0.0 && vu > REPAIR_MIN_COSINE * sqrt(vv)) {
+				float vinv = (float)(1.0 / sqrt(vv));
+				for (size_t j = 0; j < d; j++) {
+					gi[j] = vi[j] * vinv;
+				}
+				mom[i] = 1.0f;
+			} else {
+				memcpy(vi, gi, d * sizeof(float));
+				mom[i] = 0.0f;
 			}
 			h[i] = rad[i];
 			n_active++;
@@ -122,6 +153,11 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 					e[i] = e_prop[i];
 					rad[i] = h[i] == rad[i] ? fminf(2.0f * h[i], radius_max)
 							: h[i];
+					h[i] = 0.0f;
+				} else if (tries == REPAIR_MAX_HALVINGS && mom[i] != 0.0f) {
+					/* momentum led nowhere: the next step starts afresh
+					 * from the gradient */
+					memset(vel + i * d, 0, d * sizeof(float));
 					h[i] = 0.0f;
 				} else if (tries == REPAIR_MAX_HALVINGS) {
 					active[i] = 0.0f; /* no descent left: a local minimum */
