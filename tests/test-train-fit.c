@@ -187,10 +187,16 @@ START_TEST(progress_and_cancel)
 }
 END_TEST
 
+struct epoch_count {
+	int calls;
+	uint32_t n_epochs;
+};
+
 static bool count_epochs(const struct ebm_train_progress *p, void *user)
 {
-	int *calls = user;
-	(*calls)++;
+	struct epoch_count *c = user;
+	c->calls++;
+	c->n_epochs = p->n_epochs;
 	/* cd reports the held-out denoising loss but never selects on it. */
 	ck_assert(isfinite(p->val_loss));
 	ck_assert(isnan(p->best_val_loss));
@@ -209,12 +215,45 @@ START_TEST(cd_ignores_patience)
 	o.objective = EBM_OBJECTIVE_CD;
 	o.epochs = 12;
 	o.patience = 1;
-	int calls = 0;
+	struct epoch_count c = {0};
 	struct ebm_model *m = NULL;
 	struct ebm_error err;
-	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, count_epochs, &calls,
+	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, count_epochs, &c,
 			&m, &err), EBM_STATUS_OK);
-	ck_assert_int_eq(calls, 12);
+	ck_assert_int_eq(c.calls, 12);
+	ebm_model_destroy(m);
+	free(x);
+}
+END_TEST
+
+/* --max-steps ends training after the epoch that reaches the budget: 310
+ * training rows in batches of 64 are 5 steps an epoch, so 12 steps are 3
+ * epochs of the 60 allowed, and the model records the budget. 0 is no
+ * budget: every epoch runs. */
+START_TEST(max_steps_bounds_epochs)
+{
+	float *x = bimodal(400, 3);
+	struct ebm_train_options o;
+	small_options(&o);
+	o.objective = EBM_OBJECTIVE_CD;
+	o.max_steps = 12;
+	struct epoch_count c = {0};
+	struct ebm_model *m = NULL;
+	struct ebm_error err;
+	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, count_epochs, &c, &m,
+			&err), EBM_STATUS_OK);
+	ck_assert_int_eq(c.calls, 3);
+	ck_assert_uint_eq(c.n_epochs, 3);
+	ck_assert_ptr_nonnull(strstr(m->options, "\nmax_steps=12\n"));
+	ebm_model_destroy(m);
+	o.max_steps = 0;
+	o.epochs = 7;
+	c = (struct epoch_count){0};
+	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, count_epochs, &c, &m,
+			&err), EBM_STATUS_OK);
+	ck_assert_int_eq(c.calls, 7);
+	ck_assert_uint_eq(c.n_epochs, 7);
+	ck_assert_ptr_null(strstr(m->options, "max_steps="));
 	ebm_model_destroy(m);
 	free(x);
 }
@@ -558,6 +597,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, same_seed_same_bytes);
 	tcase_add_test(tc, progress_and_cancel);
 	tcase_add_test(tc, cd_ignores_patience);
+	tcase_add_test(tc, max_steps_bounds_epochs);
 	tcase_add_test(tc, cd_replay_buffer_every_slot);
 	tcase_add_test(tc, cd_buffer_smaller_than_batch);
 	tcase_add_test(tc, rejects_bad_input);

@@ -457,10 +457,13 @@ static void report(const struct train_cli *c, const struct ebm_model *m,
 		fprintf(stderr, "trained %" PRIu64 " rows x %" PRIu64 " epochs in "
 				"%.1f s (%s rows/s)\n", rows, epochs, seconds, rate);
 	}
-	if (ebm_model_n_protos(m) > 0) {
-		fprintf(stderr, "fitted %zu prototypes%s in %.1f s\n",
-				ebm_model_n_protos(m), epochs > 0 ? "" :
-				" (the network was not trained)", seconds);
+	/* The seconds are the whole run's: with a trained network they are
+	 * on the line above. */
+	if (ebm_model_n_protos(m) > 0 && epochs > 0) {
+		fprintf(stderr, "fitted %zu prototypes\n", ebm_model_n_protos(m));
+	} else if (ebm_model_n_protos(m) > 0) {
+		fprintf(stderr, "fitted %zu prototypes (the network was not "
+				"trained) in %.1f s\n", ebm_model_n_protos(m), seconds);
 	}
 	fprintf(stderr, "wrote %s (checksum %.12s, %zu reference rows)\n",
 			c->out, ebm_model_checksum(m), ebm_model_n_ref(m));

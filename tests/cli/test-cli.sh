@@ -90,12 +90,22 @@ expect_err '^wrote verbose\.ebm \(checksum [0-9a-f]{12}, [0-9]+ reference rows\)
 expect_err 'epoch [0-9]+/5' "train shows progress lines when not on a terminal"
 run "$EBMD_TRAIN" train --data "$THYROID" --out default.ebm --seed 7 --threads 1
 expect_rc 0 "train with the defaults, without --quiet"
+# The default trains a cd network next to the prototypes, at most 2000
+# steps: 3,018 training rows are 12 batches of 256 an epoch, so 167 epochs.
+expect_err '^trained 3018 rows x 167 epochs in [0-9.]+ s \([0-9,]+ rows/s\)$' \
+	"the default trains the network for at most 2000 steps (167 epochs)"
+expect_err '^fitted [0-9]+ prototypes$' "the default fits prototypes too"
+run "$EBMD_TRAIN" inspect default.ebm
+check "the default model is a cd network and prototypes" grep -q "\"objective\": \"cd+protos\"" "$TMP/out"
+run "$EBMD_TRAIN" train --data "$THYROID" --out protos.ebm --seed 7 --threads 1 \
+	--proto-net-weight 0
+expect_rc 0 "train the prototype term alone"
 expect_err '^fitted [0-9]+ prototypes \(the network was not trained\) in [0-9.]+ s$' \
-	"the default fits prototypes and says the network is not trained"
+	"--proto-net-weight 0 fits prototypes and says the network is not trained"
 if grep -q '^trained ' "$TMP/err"; then
-	not_ok "no network training is reported for the default"
+	not_ok "no network training is reported for the prototype term alone"
 else
-	ok "no network training is reported for the default"
+	ok "no network training is reported for the prototype term alone"
 fi
 run "$EBMD_TRAIN" train --data "$THYROID" --out model0.ebm "${SMALL[@]}" \
 	--protos 0
@@ -186,7 +196,7 @@ assert d["features"] == 6, d["features"]
 assert d["feature_names"] == ["f%d" % i for i in range(6)], d["feature_names"]
 assert 0 < d["alpha"] < 1, d["alpha"]
 assert isinstance(d["reference_size"], int) and d["reference_size"] > 0
-assert d["objective"] == "protos", d["objective"]   # the default
+assert d["objective"] == "cd+protos", d["objective"]   # the default
 assert d["hidden"] == [32, 32], d["hidden"]
 assert d["created"] == "2023-11-14T22:13:20Z", d["created"]
 iso = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
@@ -476,10 +486,6 @@ run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm --objective cd \
 expect_rc 2 "train --objective cd with --cd-buffer below --batch"
 expect_err '^ebmd-train: cd-buffer \(10\) must be at least batch \(64\)' \
 	"the message names both values"
-run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm --objective cd
-expect_rc 2 "train --objective cd with the default prototypes"
-expect_err '^ebmd-train: objective cd trains the network, which has weight 0' \
-	"the message says the network would not count, and what to add"
 run "$EBMD_TRAIN" train --data "$THYROID"
 expect_rc 2 "train without --out"
 SOURCE_DATE_EPOCH=yesterday run "$EBMD_TRAIN" train --data "$THYROID" \

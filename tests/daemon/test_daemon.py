@@ -447,8 +447,17 @@ def missing_values():
     # The same answer for named rows and through the jansson path alone.
     named = dict(zip(FEATURES, holed[1]))
     again = score(MAIN, "thy", [named, holed[1]])["results"]
-    check(again[0] == out["results"][1] and again[1] == out["results"][1],
-          "named or repeated holed row differs: %r" % again)
+    # Named and positional in one request: the same bits. Across requests
+    # of other sizes BLAS may sum in another order (last bits only).
+    check(again[0] == again[1], "named and positional holed row differ: %r"
+          % again)
+    ref = out["results"][1]
+    check(again[0]["missing"] == ref["missing"]
+          and all(close(again[0][k], ref[k], 1e-5, 1e-5)
+                  for k in ("energy", "score"))
+          and all(close(a, b, 1e-5, 1e-5)
+                  for a, b in zip(again[0]["imputed"], ref["imputed"])),
+          "holed row in another batch differs: %r vs %r" % (again[0], ref))
     # A missing feature leaves the far row far: the other features decide.
     check(out["results"][3]["anomaly"], "far row with holes not flagged")
     # Explanations of the completed row still sum to score.
