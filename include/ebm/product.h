@@ -149,9 +149,10 @@ void ebm_repair_options_init(struct ebm_repair_options *o);
  *     in z);
  *   - the first step length is step_size * sqrt(d);
  *   - a step is taken only if E falls; otherwise h is halved, up to 20
- *     times; if the direction was the momentum, v is reset and the next
- *     iteration starts from u; a row that finds no lower energy along u
- *     (or whose masked gradient is 0) stops for good: a local minimum;
+ *     times; if the direction was the momentum, the row goes along u
+ *     from then on (it is near a floor, where momentum would only
+ *     overshoot); a row that finds no lower energy along u (or whose
+ *     masked gradient is 0) stops for good: a local minimum;
  *   - a step taken at full length doubles the next one, up to 32 times
  *     the first; a step taken after halving sets the next length to the
  *     one that worked.

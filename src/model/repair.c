@@ -57,7 +57,9 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 	float *h = aux + n_rows;      /* step scale of each row this step */
 	float *active = aux + 2 * n_rows;
 	float *rad = aux + 3 * n_rows; /* each row's trust radius */
-	float *mom = aux + 4 * n_rows; /* 1: this step goes along momentum */
+	/* 1: this step goes along the momentum; 0: along u; -1: along u for
+	 * good (a momentum step found no descent: the row is near a floor) */
+	float *mom = aux + 4 * n_rows;
 	memcpy(out, x, n_rows * d * sizeof(float));
 	enum ebm_status st = ebm_product_eval(p, ctx, out, n_rows, e, NULL, err);
 	if (st != EBM_STATUS_OK) {
@@ -76,6 +78,7 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 	for (size_t i = 0; i < n_rows; i++) {
 		active[i] = 1.0f;
 		rad[i] = radius;
+		mom[i] = 0.0f;
 	}
 	memset(vel, 0, n_rows * d * sizeof(float));
 	for (uint32_t step = 0; step < o->steps; step++) {
@@ -115,7 +118,8 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 				vv += (double)vi[j] * vi[j];
 				vu += (double)vi[j] * gi[j];
 			}
-			if (vv > 0.0 && vu > REPAIR_MIN_COSINE * sqrt(vv)) {
+			if (mom[i] >= 0.0f && vv > 0.0 &&
+					vu > REPAIR_MIN_COSINE * sqrt(vv)) {
 				float vinv = (float)(1.0 / sqrt(vv));
 				for (size_t j = 0; j < d; j++) {
 					gi[j] = vi[j] * vinv;
@@ -123,7 +127,7 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 				mom[i] = 1.0f;
 			} else {
 				memcpy(vi, gi, d * sizeof(float));
-				mom[i] = 0.0f;
+				mom[i] = mom[i] < 0.0f ? -1.0f : 0.0f;
 			}
 			h[i] = rad[i];
 			n_active++;
@@ -154,10 +158,9 @@ enum ebm_status ebm_product_repair(const struct ebm_product *p,
 					rad[i] = h[i] == rad[i] ? fminf(2.0f * h[i], radius_max)
 							: h[i];
 					h[i] = 0.0f;
-				} else if (tries == REPAIR_MAX_HALVINGS && mom[i] != 0.0f) {
-					/* momentum led nowhere: the next step starts afresh
-					 * from the gradient */
-					memset(vel + i * d, 0, d * sizeof(float));
+				} else if (tries == REPAIR_MAX_HALVINGS && mom[i] > 0.0f) {
+					/* momentum led nowhere: from here on, the gradient */
+					mom[i] = -1.0f;
 					h[i] = 0.0f;
 				} else if (tries == REPAIR_MAX_HALVINGS) {
 					active[i] = 0.0f; /* no descent left: a local minimum */

@@ -32,6 +32,32 @@ check() {
 	fi
 }
 
+# run COMMAND...: runs it, output in $TMP/out and $TMP/err, exit code in
+# $rc.
+run() {
+	"$@" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+}
+
+# expect_rc WANT NAME: the last run exited with WANT.
+expect_rc() {
+	if [ "$rc" -eq "$1" ]; then
+		ok "$2 (exit $rc)"
+	else
+		not_ok "$2: exit $rc, wanted $1" "stderr: $(head -c 600 "$TMP/err")"
+	fi
+}
+
+# expect_err REGEX NAME: the last run's stderr matches the extended regex.
+expect_err() {
+	if grep -Eq -- "$1" "$TMP/err"; then
+		ok "$2"
+	else
+		not_ok "$2: stderr does not match /$1/" \
+			"stderr: $(head -c 600 "$TMP/err")"
+	fi
+}
+
 finish() {
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]

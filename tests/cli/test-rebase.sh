@@ -25,26 +25,6 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/ebmd-rebase.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
 
-run() {
-	"$@" >"$TMP/out" 2>"$TMP/err"
-	rc=$?
-}
-expect_rc() {
-	if [ "$rc" -eq "$1" ]; then
-		ok "$2 (exit $rc)"
-	else
-		not_ok "$2: exit $rc, wanted $1" "stderr: $(head -c 600 "$TMP/err")"
-	fi
-}
-expect_err() {
-	if grep -Eq -- "$1" "$TMP/err"; then
-		ok "$2"
-	else
-		not_ok "$2: stderr does not match /$1/" \
-			"stderr: $(head -c 600 "$TMP/err")"
-	fi
-}
-
 export SOURCE_DATE_EPOCH=1700000000
 run "$EBMD_TRAIN" train --data "$THYROID" --out m.ebm --normal-only \
 	--hidden 32,32 --epochs 5 --seed 7 --threads 1 --quiet
