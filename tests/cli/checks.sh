@@ -1,6 +1,8 @@
-# checks.sh — the counting and reporting shared by the CLI test scripts.
-# Source it after setting TMP (a scratch directory). Each check prints one
-# line; finish prints "N passed, M failed" and exits non-zero on a failure.
+# shellcheck shell=bash
+# checks.sh — the helpers shared by the CLI test scripts: running a command,
+# checks on its exit code and stderr, counting and reporting. Source it
+# after setting TMP (a scratch directory). Each check prints one line;
+# finish prints "N passed, M failed" and exits non-zero on a failure.
 
 passed=0
 failed=0
