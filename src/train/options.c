@@ -246,8 +246,9 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 			fl[12], fl[13], o->n_sigmas, o->cd_steps, fl[14], fl[15],
 			fl[16], o->cd_buffer, fl[17],
 			(unsigned long long)o->seed, o->n_threads);
-	/* Without prototypes the record is what it was before they existed,
-	 * so --protos 0 gives the earlier files byte for byte. */
+	/* Without a step budget and without prototypes the record is what it
+	 * was before they existed, so --max-steps 0 --protos 0 (with dsm)
+	 * gives the earlier files byte for byte. */
 	if (n >= 0 && n < 4096 && o->max_steps > 0) {
 		n += snprintf(buf + n, 4096 - (size_t)n, "max_steps=%u\n",
 				o->max_steps);
