@@ -269,7 +269,8 @@ void ebm_ctx_destroy(struct ebm_ctx *ctx)
 static enum ebm_status row_error(struct ebm_error *err, size_t row,
 		size_t column, const char *what)
 {
-	if (column > 0) {
+	/* what == NULL: an input feature (column > 0) is not finite. */
+	if (what == NULL) {
 		ebm_error_set(err, EBM_STATUS_NUMERIC,
 				"row %zu: feature %zu is not a finite number", row, column);
 	} else {

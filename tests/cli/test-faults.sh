@@ -74,11 +74,13 @@ temps() {
 }
 
 # A small quick model (the "old" file) and the long run that replaces it.
+# (the prototypes alone: no network is trained)
 OLD_ARGS=(--data "$THYROID" --hidden 8 --epochs 1 --reference-max 50
-	--seed 11)
-# a network model (--protos 0): its training lasts long enough to be hit
+	--proto-net-weight 0 --seed 11)
+# a dsm network model (--protos 0), all 300 epochs (--max-steps 0): its
+# training lasts long enough to be hit, and not so long under ASan
 LONG_ARGS=(--data "$THYROID" --hidden 32,32 --epochs 300 --patience 100000
-	--seed 7 --threads 1 --protos 0)
+	--objective dsm --max-steps 0 --seed 7 --threads 1 --protos 0)
 
 "$EBMD_TRAIN" train "${OLD_ARGS[@]}" --out "$TMP/old.ebm" >/dev/null 2>&1 ||
 	{ echo "cannot train the old model"; exit 1; }
