@@ -204,6 +204,18 @@ static bool count_epochs(const struct ebm_train_progress *p, void *user)
 	return true;
 }
 
+/* Trains on x (400 rows of bimodal()) counting epochs into c. */
+static struct ebm_model *fit_counting(const struct ebm_train_options *o,
+		const float *x, struct epoch_count *c)
+{
+	*c = (struct epoch_count){0};
+	struct ebm_model *m = NULL;
+	struct ebm_error err;
+	ck_assert_msg(ebm_train_fit(o, x, 400, 2, NULL, count_epochs, c, &m,
+			&err) == EBM_STATUS_OK, "%s", err.message);
+	return m;
+}
+
 /* Contrastive divergence sharpens the energy, so the held-out denoising
  * loss rises while the model improves; early stopping on it would keep the
  * untrained start. cd runs every epoch whatever --patience says. */
@@ -215,11 +227,8 @@ START_TEST(cd_ignores_patience)
 	o.objective = EBM_OBJECTIVE_CD;
 	o.epochs = 12;
 	o.patience = 1;
-	struct epoch_count c = {0};
-	struct ebm_model *m = NULL;
-	struct ebm_error err;
-	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, count_epochs, &c,
-			&m, &err), EBM_STATUS_OK);
+	struct epoch_count c;
+	struct ebm_model *m = fit_counting(&o, x, &c);
 	ck_assert_int_eq(c.calls, 12);
 	ebm_model_destroy(m);
 	free(x);
@@ -237,20 +246,15 @@ START_TEST(max_steps_bounds_epochs)
 	small_options(&o);
 	o.objective = EBM_OBJECTIVE_CD;
 	o.max_steps = 12;
-	struct epoch_count c = {0};
-	struct ebm_model *m = NULL;
-	struct ebm_error err;
-	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, count_epochs, &c, &m,
-			&err), EBM_STATUS_OK);
+	struct epoch_count c;
+	struct ebm_model *m = fit_counting(&o, x, &c);
 	ck_assert_int_eq(c.calls, 3);
 	ck_assert_uint_eq(c.n_epochs, 3);
 	ck_assert_ptr_nonnull(strstr(m->options, "\nmax_steps=12\n"));
 	ebm_model_destroy(m);
 	o.max_steps = 0;
 	o.epochs = 7;
-	c = (struct epoch_count){0};
-	ck_assert_int_eq(ebm_train_fit(&o, x, 400, 2, NULL, count_epochs, &c, &m,
-			&err), EBM_STATUS_OK);
+	m = fit_counting(&o, x, &c);
 	ck_assert_int_eq(c.calls, 7);
 	ck_assert_uint_eq(c.n_epochs, 7);
 	ck_assert_ptr_null(strstr(m->options, "max_steps="));
