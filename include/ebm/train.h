@@ -74,6 +74,7 @@ struct ebm_train_options {
 	uint32_t proto_iters;     /* Lloyd passes */
 	float proto_alpha;        /* bandwidth ~ local spacing^alpha, 0 = one h */
 	float proto_net_weight;   /* lambda: F = lambda f / s_net + g / s_proto */
+	bool proto_net_auto;      /* lambda chosen from the data instead */
 	uint64_t seed;
 	uint32_t n_threads;       /* worker threads, >= 1 */
 	uint64_t created;         /* Unix seconds written to the file */

@@ -177,19 +177,34 @@ bool ebm_tool_parse_double(const char *flag, const char *text,
 	return true;
 }
 
-bool ebm_tool_parse_float(const char *flag, const char *text,
-		enum ebm_tool_range range, float *out)
+bool ebm_tool_parse_float_or(const char *flag, const char *text,
+		enum ebm_tool_range range, const char *word, bool *is_word,
+		float *out)
 {
 	double v;
+	if (word != NULL && strcmp(text, word) == 0) {
+		*is_word = true;
+		return true;
+	}
 	/* Checked after rounding: 1e-50 is positive, (float)1e-50 is not. */
 	if (!read_double(text, &v) || fabs(v) > FLT_MAX
 			|| !in_range((float)v, range)) {
-		ebm_tool_error("%s: expected %s, got '%s'", flag,
-				range_text(range), text);
+		ebm_tool_error("%s: expected %s%s%s%s, got '%s'", flag,
+				range_text(range), word != NULL ? " or '" : "",
+				word != NULL ? word : "", word != NULL ? "'" : "", text);
 		return false;
+	}
+	if (is_word != NULL) {
+		*is_word = false;
 	}
 	*out = (float)v;
 	return true;
+}
+
+bool ebm_tool_parse_float(const char *flag, const char *text,
+		enum ebm_tool_range range, float *out)
+{
+	return ebm_tool_parse_float_or(flag, text, range, NULL, NULL, out);
 }
 
 static void int_error(const char *flag, const char *text, uint64_t min,

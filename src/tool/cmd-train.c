@@ -41,6 +41,7 @@ enum kind {
 	KIND_FLOAT,     /* float in `range` */
 	KIND_OBJECTIVE, /* enum ebm_objective */
 	KIND_HIDDEN,    /* n_layers + hidden[] */
+	KIND_NET_WEIGHT, /* "auto" or a float >= 0: proto_net_{auto,weight} */
 };
 
 struct flag {
@@ -144,10 +145,13 @@ static const struct flag flags[] = {
 		"prototype j's bandwidth is h (r_j / median r)^X, r_j its distance"
 		" to the 5th nearest other prototype, h by held-out likelihood;"
 		" 0 = one bandwidth for all"),
-	F("--proto-net-weight", proto_net_weight, NONNEGATIVE,
+	{ "--proto-net-weight", KIND_NET_WEIGHT, OPT(proto_net_weight), 0, 0, 0,
+		"X|auto",
 		"with prototypes, the energy is X E_net / s_net + E_proto / s_proto,"
 		" s the interquartile range of each on the validation rows; 0 ="
-		" the prototype term alone"),
+		" the prototype term alone (the network is not trained); auto = X"
+		" from 0, 0.25, 0.5, 1, 2, 4, whichever best tells the validation"
+		" rows from perturbed copies of them" },
 };
 
 #undef U
@@ -181,6 +185,14 @@ static void default_text(const struct flag *f, const struct train_cli *c,
 		break;
 	case KIND_OBJECTIVE:
 		snprintf(buf, size, "%s", ebm_objective_name(c->opt.objective));
+		break;
+	case KIND_NET_WEIGHT:
+		if (c->opt.proto_net_auto) {
+			snprintf(buf, size, "auto");
+		} else {
+			snprintf(buf, size, "%g", ebm_tool_float_value(
+					c->opt.proto_net_weight));
+		}
 		break;
 	case KIND_HIDDEN: {
 		size_t k = 0;
@@ -322,6 +334,10 @@ static bool apply(const struct flag *f, const char *value,
 		return true;
 	case KIND_HIDDEN:
 		return parse_hidden(value, &c->opt);
+	case KIND_NET_WEIGHT:
+		return ebm_tool_parse_float_or(f->name, value,
+				EBM_TOOL_RANGE_NONNEGATIVE, "auto", &c->opt.proto_net_auto,
+				p);
 	}
 	return false;
 }
@@ -459,7 +475,15 @@ static void report(const struct train_cli *c, const struct ebm_model *m,
 	}
 	/* The seconds are the whole run's: with a trained network they are
 	 * on the line above. */
-	if (ebm_model_n_protos(m) > 0 && epochs > 0) {
+	const char *opts = ebm_model_training_options(m);
+	const char *used = opts != NULL ? strstr(opts, "\nproto_net_weight_used=")
+			: NULL;
+	if (ebm_model_n_protos(m) > 0 && epochs > 0 && used != NULL) {
+		used += strlen("\nproto_net_weight_used=");
+		fprintf(stderr, "fitted %zu prototypes; the network's weight next "
+				"to them: %.*s (auto)\n", ebm_model_n_protos(m),
+				(int)strcspn(used, "\n"), used);
+	} else if (ebm_model_n_protos(m) > 0 && epochs > 0) {
 		fprintf(stderr, "fitted %zu prototypes\n", ebm_model_n_protos(m));
 	} else if (ebm_model_n_protos(m) > 0) {
 		fprintf(stderr, "fitted %zu prototypes (the network was not "

@@ -110,6 +110,10 @@ enum ebm_tool_range {
 
 bool ebm_tool_parse_float(const char *flag, const char *text,
 		enum ebm_tool_range range, float *out);
+/* A float in range, or the word (then *is_word is true, *out untouched). */
+bool ebm_tool_parse_float_or(const char *flag, const char *text,
+		enum ebm_tool_range range, const char *word, bool *is_word,
+		float *out);
 bool ebm_tool_parse_double(const char *flag, const char *text,
 		enum ebm_tool_range range, double *out);
 bool ebm_tool_parse_u64(const char *flag, const char *text, uint64_t min,

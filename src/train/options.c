@@ -88,6 +88,9 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->proto_iters = 10;
 	o->proto_alpha = 1.5f;
 	o->proto_net_weight = 1.0f;
+	/* --proto-net-weight auto (weigh.c) lifts the 23-set mean but not half
+	 * A's, so cross-validation keeps the fixed weight; quality_notes.md. */
+	o->proto_net_auto = false;
 	o->seed = 1;
 	o->n_threads = 1;
 	o->created = 0;
@@ -254,10 +257,15 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 				o->max_steps);
 	}
 	if (n >= 0 && n < 4096 && o->n_protos > 0) {
+		char w[32];
+		if (o->proto_net_auto) {
+			snprintf(w, sizeof(w), "auto");
+		} else {
+			snprintf(w, sizeof(w), "%.9g", (double)o->proto_net_weight);
+		}
 		n += snprintf(buf + n, 4096 - (size_t)n, "protos=%u\nproto_iters=%u\n"
-				"proto_alpha=%.9g\nproto_net_weight=%.9g\n", o->n_protos,
-				o->proto_iters, (double)o->proto_alpha,
-				(double)o->proto_net_weight);
+				"proto_alpha=%.9g\nproto_net_weight=%s\n", o->n_protos,
+				o->proto_iters, (double)o->proto_alpha, w);
 	}
 	if (n < 0 || n >= 4096) {
 		buf[0] = '\0';

@@ -393,7 +393,8 @@ static double spread(float *v, size_t n)
 
 enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
 		const float *z, size_t n, const float *zval, size_t n_val,
-		const struct ebm_train_options *o, struct ebm_error *err)
+		const struct ebm_train_options *o, float *lambda,
+		struct ebm_error *err)
 {
 	struct ebm_proto p;
 	uint32_t d = net->d;
@@ -404,8 +405,8 @@ enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
 	}
 	/* The tempered product: each term divided by the spread of its
 	 * energies on the validation rows, so neither dominates by scale. */
-	float *fn = ebm_alloc_array(n_val, sizeof(float));
-	float *fg = ebm_alloc_array(n_val, sizeof(float));
+	float *fn = ebm_alloc_array(n_val, 2 * sizeof(float));
+	float *fg = ebm_alloc_array(n_val, 2 * sizeof(float));
 	float *s = ebm_alloc_array(ebm_proto_scratch(&p, d, n_val),
 			sizeof(float));
 	if (fn == NULL || fg == NULL || s == NULL ||
@@ -416,8 +417,23 @@ enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
 		goto out;
 	}
 	ebm_proto_eval(&p, d, zval, n_val, s, fg, NULL);
-	p.w_proto = (float)(1.0 / spread(fg, n_val));
-	p.w_net = (float)(o->proto_net_weight / spread(fn, n_val));
+	/* spread() reorders its input: it gets copies. */
+	memcpy(fn + n_val, fn, n_val * sizeof(float));
+	memcpy(fg + n_val, fg, n_val * sizeof(float));
+	double s_net = spread(fn + n_val, n_val);
+	double s_proto = spread(fg + n_val, n_val);
+	*lambda = o->proto_net_weight;
+	if (o->proto_net_auto) {
+		st = ebm_train_choose_net_weight(net, w, &p, z, n, zval, n_val, fn,
+				fg, (float)s_net, (float)s_proto,
+				o->seed ^ 0x5851f42d4c957f2dull, lambda, err);
+		if (st != EBM_STATUS_OK) {
+			ebm_proto_finish(&p);
+			goto out;
+		}
+	}
+	p.w_proto = (float)(1.0 / s_proto);
+	p.w_net = (float)(*lambda / s_net);
 	ebm_proto_finish(&net->proto);
 	net->proto = p;
 out:

@@ -389,12 +389,23 @@ static enum ebm_status assemble(struct trainer *tr, const float *x,
 	 * "gauss" for untrained members (--epochs 0). */
 	char objective[32];
 	snprintf(objective, sizeof(objective), "%s%s",
-			o->n_protos > 0 && o->proto_net_weight == 0.0f ? "" :
+			ebm_train_protos_alone(o) ? "" :
 			o->epochs == 0 ? "gauss" : ebm_objective_name(o->objective),
-			o->n_protos == 0 ? "" : o->proto_net_weight == 0.0f ? "protos" :
+			o->n_protos == 0 ? "" : ebm_train_protos_alone(o) ? "protos" :
 			"+protos");
 	m->objective = ebm_xstrdup(objective);
 	m->options = ebm_train_options_format(o);
+	if (o->n_protos > 0 && o->proto_net_auto && m->options[0] != '\0') {
+		/* The record says "auto"; the weight it chose follows. */
+		char used[32];
+		ebm_shortest_float(used, sizeof(used), tr->lambda);
+		size_t len = strlen(m->options);
+		char *t = ebm_xmalloc(len + sizeof(used) + 32);
+		snprintf(t, len + sizeof(used) + 32, "%sproto_net_weight_used=%s\n",
+				m->options, used);
+		free(m->options);
+		m->options = t;
+	}
 	if (names != NULL) {
 		m->feature_names = ebm_xcalloc(d, sizeof(char *));
 		for (size_t j = 0; j < d; j++) {
@@ -572,7 +583,7 @@ enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
 	 * has weight 0), the members are not trained: all-zero MLPs, so f is
 	 * the Gaussian base alone. */
 	uint32_t n_fit = o->epochs == 0 ||
-			(o->n_protos > 0 && o->proto_net_weight == 0.0f) ? 0 :
+			ebm_train_protos_alone(o) ? 0 :
 			o->n_members;
 	for (uint32_t k = 0; k < n_fit; k++) {
 		if (o->objective == EBM_OBJECTIVE_CD) {
@@ -589,7 +600,7 @@ enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
 	}
 	if (o->n_protos > 0) {
 		st = ebm_train_protos(&tr.net, &tr.workers[0].work, z, n_train,
-				z + n_train * d, n_val, o, err);
+				z + n_train * d, n_val, o, &tr.lambda, err);
 		if (st != EBM_STATUS_OK) {
 			goto out;
 		}

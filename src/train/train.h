@@ -145,6 +145,7 @@ struct trainer {
 	size_t slot_pos;
 	struct ebm_rng slot_rng;
 	size_t *cd_used;           /* batch: the slot each chain of the step used */
+	float lambda;              /* the network's weight next to the prototypes */
 	const struct ebm_train_probe *probe;
 	/* the current job */
 	float *params;             /* member being trained */
@@ -217,12 +218,55 @@ enum ebm_status ebm_train_fit_protos(struct ebm_proto *p, uint32_t d,
 
 /*
  * Fits the prototypes (o->n_protos > 0) and attaches them to the trained
- * net as the tempered product F = lambda f / s_net + g / s_proto, lambda =
- * o->proto_net_weight, s the spread of each term's values on the
- * validation rows.
+ * net as the tempered product F = lambda f / s_net + g / s_proto, s the
+ * spread of each term's values on the validation rows; lambda is
+ * o->proto_net_weight, or with o->proto_net_auto the choice of weigh.c.
+ * *lambda receives the weight used.
  */
 enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
 		const float *z, size_t n, const float *zval, size_t n_val,
-		const struct ebm_train_options *o, struct ebm_error *err);
+		const struct ebm_train_options *o, float *lambda,
+		struct ebm_error *err);
+
+/* ---- the network's weight next to the prototypes (weigh.c) ------------ */
+
+/* P(pos > neg) + P(pos == neg) / 2 over all pairs; NAN when either set is
+ * empty or on allocation failure. */
+double ebm_train_auroc(const float *neg, size_t n_neg, const float *pos,
+		size_t n_pos);
+
+/* The grid lambda is chosen from, in tie-breaking order; returns its size. */
+size_t ebm_train_net_weight_grid(const float **values);
+
+/*
+ * The lambda of the grid whose score -(lambda f / s_net + g / s_proto)
+ * best tells n clean rows (terms fn, fg) from each of n_sets perturbed
+ * sets of n_p rows (fn_p[k], fg_p[k]): the largest mean AUROC, ties to
+ * the earlier grid value. crit (may be NULL) receives each grid value's
+ * mean AUROC. Returns NAN on allocation failure.
+ */
+float ebm_train_pick_net_weight(const float *fn, const float *fg, size_t n,
+		const float *const *fn_p, const float *const *fg_p, size_t n_sets,
+		size_t n_p, float s_net, float s_proto, double *crit);
+
+/*
+ * --proto-net-weight auto: perturbs the n_val validation rows zval (their
+ * network and prototype terms fn, fg) with features swapped in from the
+ * n training rows z and with small Gaussian noise, and picks lambda by
+ * ebm_train_pick_net_weight (see weigh.c). The net must not carry the
+ * prototypes p yet. Errors: NOMEM.
+ */
+enum ebm_status ebm_train_choose_net_weight(struct ebm_net *net,
+		struct ebm_work *w, const struct ebm_proto *p, const float *z,
+		size_t n, const float *zval, size_t n_val, const float *fn,
+		const float *fg, float s_net, float s_proto, uint64_t seed,
+		float *lambda, struct ebm_error *err);
+
+/* Prototypes and a network of weight 0: the network is not trained. */
+static inline bool ebm_train_protos_alone(const struct ebm_train_options *o)
+{
+	return o->n_protos > 0 && !o->proto_net_auto &&
+			o->proto_net_weight == 0.0f;
+}
 
 #endif

@@ -148,6 +148,24 @@ for bad in "--protos 65537" "--proto-alpha -1" "--proto-alpha 3" \
 	flag=${bad%% *}
 	expect_err "${flag#--}" "train $bad: the message names the flag"
 done
+run "$EBMD_TRAIN" train --data "$THYROID" --out auto.ebm --hidden 32,32 \
+	--epochs 5 --batch 128 --protos 256 --seed 7 --threads 1 \
+	--proto-net-weight auto
+expect_rc 0 "train with --proto-net-weight auto"
+expect_err '^fitted 256 prototypes; the network.s weight next to them: (0|0\.25|0\.5|1|2|4) \(auto\)$' \
+	"--proto-net-weight auto says which weight of its grid it chose"
+chosen=$(sed -n 's/.*next to them: \([0-9.]*\) (auto)$/\1/p' "$TMP/err")
+run "$EBMD_TRAIN" inspect auto.ebm
+check "the options record 'auto' and the weight it chose" "$PY" -c '
+import json, sys
+o = json.load(open(sys.argv[1]))["training_options"]
+assert o["proto_net_weight"] == "auto", o
+assert o["proto_net_weight_used"] == sys.argv[2], (o, sys.argv[2])
+' "$TMP/out" "$chosen"
+run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm --proto-net-weight automatic
+expect_rc 2 "train --proto-net-weight automatic"
+expect_err "proto-net-weight: expected a number >= 0 or 'auto', got 'automatic'" \
+	"the message names the flag and both kinds of value"
 run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm "${SMALL[@]}" \
 	--protos 64 --val-frac 0
 expect_rc 2 "train --protos with --val-frac 0"
