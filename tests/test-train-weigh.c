@@ -131,11 +131,30 @@ static float fit_auto(const float *x, size_t n, size_t d)
 	struct ebm_error err;
 	ck_assert_msg(ebm_train_fit(&o, x, n, d, NULL, NULL, NULL, &m, &err) ==
 			EBM_STATUS_OK, "%s", err.message);
-	char buf[64];
+	char buf[160];
 	ck_assert_str_eq(option(m, "proto_net_weight", buf, sizeof(buf)), "auto");
 	const char *used = option(m, "proto_net_weight_used", buf, sizeof(buf));
 	ck_assert_ptr_nonnull(used);
 	float lambda = strtof(used, NULL);
+	/* Each grid value's criterion, smallest weight first; the weight used
+	 * has the best one. */
+	const char *list = option(m, "proto_net_weight_auroc", buf, sizeof(buf));
+	ck_assert_ptr_nonnull(list);
+	const float want[] = { 0, 0.25f, 0.5f, 1, 2, 4 };
+	double best = -1.0, at_used = -1.0;
+	const char *p = list;
+	for (size_t k = 0; k < 6; k++) {
+		char *end;
+		float w = strtof(p, &end);
+		ck_assert_msg(w == want[k] && *end == ':', "%s", list);
+		double a = strtod(end + 1, &end);
+		ck_assert_msg(a >= 0.0 && a <= 1.0, "%s", list);
+		best = a > best ? a : best;
+		at_used = w == lambda ? a : at_used;
+		ck_assert_msg(*end == (k < 5 ? ',' : '\0'), "%s", list);
+		p = end + 1;
+	}
+	ck_assert_msg(at_used == best, "used %g, %s", (double)lambda, list);
 	/* The network's weight in the file is lambda over its spread. */
 	ck_assert(lambda == 0.0f ? m->net.proto.w_net == 0.0f :
 			m->net.proto.w_net > 0.0f);

@@ -393,7 +393,7 @@ static double spread(float *v, size_t n)
 
 enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
 		const float *z, size_t n, const float *zval, size_t n_val,
-		const struct ebm_train_options *o, float *lambda,
+		const struct ebm_train_options *o, struct ebm_train_weighing *wt,
 		struct ebm_error *err)
 {
 	struct ebm_proto p;
@@ -422,18 +422,18 @@ enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
 	memcpy(fg + n_val, fg, n_val * sizeof(float));
 	double s_net = spread(fn + n_val, n_val);
 	double s_proto = spread(fg + n_val, n_val);
-	*lambda = o->proto_net_weight;
+	wt->lambda = o->proto_net_weight;
 	if (o->proto_net_auto) {
 		st = ebm_train_choose_net_weight(net, w, &p, z, n, zval, n_val, fn,
 				fg, (float)s_net, (float)s_proto,
-				o->seed ^ 0x5851f42d4c957f2dull, lambda, err);
+				o->seed ^ 0x5851f42d4c957f2dull, wt, err);
 		if (st != EBM_STATUS_OK) {
 			ebm_proto_finish(&p);
 			goto out;
 		}
 	}
 	p.w_proto = (float)(1.0 / s_proto);
-	p.w_net = (float)(*lambda / s_net);
+	p.w_net = (float)(wt->lambda / s_net);
 	ebm_proto_finish(&net->proto);
 	net->proto = p;
 out:

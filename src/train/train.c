@@ -339,6 +339,37 @@ static int ref_cmp(const void *a, const void *b)
 	return x->row < y->row ? -1 : (x->row > y->row);
 }
 
+/* After "proto_net_weight=auto": the weight chosen and each grid value's
+ * criterion, smallest weight first ("0:0.6663,0.25:0.666,..."). */
+static void append_weighing(char **options,
+		const struct ebm_train_weighing *wt)
+{
+	char used[32], list[EBM_TRAIN_N_WEIGHTS * 48] = "";
+	size_t len = 0;
+	bool done[EBM_TRAIN_N_WEIGHTS] = { false };
+	for (size_t k = 0; k < EBM_TRAIN_N_WEIGHTS; k++) {
+		size_t g = EBM_TRAIN_N_WEIGHTS;
+		for (size_t i = 0; i < EBM_TRAIN_N_WEIGHTS; i++) {
+			if (!done[i] && (g == EBM_TRAIN_N_WEIGHTS ||
+						wt->grid[i] < wt->grid[g])) {
+				g = i;
+			}
+		}
+		done[g] = true;
+		char v[32];
+		ebm_shortest_float(v, sizeof(v), wt->grid[g]);
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s:%.4f",
+				k > 0 ? "," : "", v, wt->auroc[g]);
+	}
+	ebm_shortest_float(used, sizeof(used), wt->lambda);
+	size_t n = strlen(*options) + sizeof(used) + sizeof(list) + 64;
+	char *t = ebm_xmalloc(n);
+	snprintf(t, n, "%sproto_net_weight_used=%s\nproto_net_weight_auroc=%s\n",
+			*options, used, list);
+	free(*options);
+	*options = t;
+}
+
 static enum ebm_status assemble(struct trainer *tr, const float *x,
 		const size_t *ref_rows, size_t n_ref, const char *const *names,
 		struct ebm_model **out, struct ebm_error *err)
@@ -396,15 +427,7 @@ static enum ebm_status assemble(struct trainer *tr, const float *x,
 	m->objective = ebm_xstrdup(objective);
 	m->options = ebm_train_options_format(o);
 	if (o->n_protos > 0 && o->proto_net_auto && m->options[0] != '\0') {
-		/* The record says "auto"; the weight it chose follows. */
-		char used[32];
-		ebm_shortest_float(used, sizeof(used), tr->lambda);
-		size_t len = strlen(m->options);
-		char *t = ebm_xmalloc(len + sizeof(used) + 32);
-		snprintf(t, len + sizeof(used) + 32, "%sproto_net_weight_used=%s\n",
-				m->options, used);
-		free(m->options);
-		m->options = t;
+		append_weighing(&m->options, &tr->weighing);
 	}
 	if (names != NULL) {
 		m->feature_names = ebm_xcalloc(d, sizeof(char *));
@@ -600,7 +623,7 @@ enum ebm_status ebm_train_fit_probed(const struct ebm_train_options *opt,
 	}
 	if (o->n_protos > 0) {
 		st = ebm_train_protos(&tr.net, &tr.workers[0].work, z, n_train,
-				z + n_train * d, n_val, o, &tr.lambda, err);
+				z + n_train * d, n_val, o, &tr.weighing, err);
 		if (st != EBM_STATUS_OK) {
 			goto out;
 		}

@@ -130,6 +130,18 @@ struct worker {
 	bool ok;
 };
 
+/* Values of lambda --proto-net-weight auto chooses from. */
+#define EBM_TRAIN_N_WEIGHTS 6
+
+/* How lambda came about. */
+struct ebm_train_weighing {
+	float lambda;                        /* the weight used */
+	/* auto: the grid (ebm_train_net_weight_grid's order) and each
+	 * value's criterion, the mean AUROC */
+	float grid[EBM_TRAIN_N_WEIGHTS];
+	double auroc[EBM_TRAIN_N_WEIGHTS];
+};
+
 struct trainer {
 	const struct ebm_train_options *o;
 	struct ebm_net net;        /* shape, standardization, base; params of
@@ -145,7 +157,8 @@ struct trainer {
 	size_t slot_pos;
 	struct ebm_rng slot_rng;
 	size_t *cd_used;           /* batch: the slot each chain of the step used */
-	float lambda;              /* the network's weight next to the prototypes */
+	struct ebm_train_weighing weighing;   /* the network's weight next to
+	                                      * the prototypes */
 	const struct ebm_train_probe *probe;
 	/* the current job */
 	float *params;             /* member being trained */
@@ -221,11 +234,11 @@ enum ebm_status ebm_train_fit_protos(struct ebm_proto *p, uint32_t d,
  * net as the tempered product F = lambda f / s_net + g / s_proto, s the
  * spread of each term's values on the validation rows; lambda is
  * o->proto_net_weight, or with o->proto_net_auto the choice of weigh.c.
- * *lambda receives the weight used.
+ * *wt receives the weight used (and, with auto, the criterion).
  */
 enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
 		const float *z, size_t n, const float *zval, size_t n_val,
-		const struct ebm_train_options *o, float *lambda,
+		const struct ebm_train_options *o, struct ebm_train_weighing *wt,
 		struct ebm_error *err);
 
 /* ---- the network's weight next to the prototypes (weigh.c) ------------ */
@@ -253,14 +266,14 @@ float ebm_train_pick_net_weight(const float *fn, const float *fg, size_t n,
  * --proto-net-weight auto: perturbs the n_val validation rows zval (their
  * network and prototype terms fn, fg) with features swapped in from the
  * n training rows z and with small Gaussian noise, and picks lambda by
- * ebm_train_pick_net_weight (see weigh.c). The net must not carry the
- * prototypes p yet. Errors: NOMEM.
+ * ebm_train_pick_net_weight (see weigh.c) into wt. The net must not carry
+ * the prototypes p yet. Errors: NOMEM.
  */
 enum ebm_status ebm_train_choose_net_weight(struct ebm_net *net,
 		struct ebm_work *w, const struct ebm_proto *p, const float *z,
 		size_t n, const float *zval, size_t n_val, const float *fn,
 		const float *fg, float s_net, float s_proto, uint64_t seed,
-		float *lambda, struct ebm_error *err);
+		struct ebm_train_weighing *wt, struct ebm_error *err);
 
 /* Prototypes and a network of weight 0: the network is not trained. */
 static inline bool ebm_train_protos_alone(const struct ebm_train_options *o)

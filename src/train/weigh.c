@@ -37,6 +37,7 @@
 /* The grid, in the order ties are broken: nearest 1 first. */
 static const float grid[] = { 1.0f, 0.5f, 2.0f, 0.25f, 4.0f, 0.0f };
 #define N_GRID (sizeof(grid) / sizeof(grid[0]))
+_Static_assert(N_GRID == EBM_TRAIN_N_WEIGHTS, "grid size");
 
 struct scored {
 	float v;
@@ -155,7 +156,7 @@ enum ebm_status ebm_train_choose_net_weight(struct ebm_net *net,
 		struct ebm_work *w, const struct ebm_proto *p, const float *z,
 		size_t n, const float *zval, size_t n_val, const float *fn,
 		const float *fg, float s_net, float s_proto, uint64_t seed,
-		float *lambda, struct ebm_error *err)
+		struct ebm_train_weighing *wt, struct ebm_error *err)
 {
 	uint32_t d = net->d;
 	size_t n_p = COPIES * n_val;
@@ -209,10 +210,11 @@ enum ebm_status ebm_train_choose_net_weight(struct ebm_net *net,
 			goto out;
 		}
 	}
-	*lambda = ebm_train_pick_net_weight(fn, fg, n_val,
+	memcpy(wt->grid, grid, sizeof(grid));
+	wt->lambda = ebm_train_pick_net_weight(fn, fg, n_val,
 			(const float *const *)fn_p, (const float *const *)fg_p, 2, n_p,
-			s_net, s_proto, NULL);
-	if (isnan(*lambda)) {
+			s_net, s_proto, wt->auroc);
+	if (isnan(wt->lambda)) {
 		st = ebm_error_set(err, EBM_STATUS_NOMEM,
 				"out of memory weighing the network");
 	}

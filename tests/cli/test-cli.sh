@@ -156,11 +156,14 @@ expect_err '^fitted 256 prototypes; the network.s weight next to them: (0|0\.25|
 	"--proto-net-weight auto says which weight of its grid it chose"
 chosen=$(sed -n 's/.*next to them: \([0-9.]*\) (auto)$/\1/p' "$TMP/err")
 run "$EBMD_TRAIN" inspect auto.ebm
-check "the options record 'auto' and the weight it chose" "$PY" -c '
+check "the options record 'auto', the weight it chose and each one's AUROC" "$PY" -c '
 import json, sys
 o = json.load(open(sys.argv[1]))["training_options"]
 assert o["proto_net_weight"] == "auto", o
 assert o["proto_net_weight_used"] == sys.argv[2], (o, sys.argv[2])
+auroc = dict(kv.split(":") for kv in o["proto_net_weight_auroc"].split(","))
+assert sorted(map(float, auroc)) == [0, 0.25, 0.5, 1, 2, 4], auroc
+assert float(auroc[sys.argv[2]]) == max(map(float, auroc.values())), auroc
 ' "$TMP/out" "$chosen"
 run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm --proto-net-weight automatic
 expect_rc 2 "train --proto-net-weight automatic"
