@@ -325,6 +325,40 @@ START_TEST(repair_follows_a_narrow_valley)
 }
 END_TEST
 
+/* Near a minimum, a momentum step that finds no descent costs 21 energy
+ * evaluations; the descent then drops momentum for that row for good, so
+ * the row settles and stops instead of alternating failed momentum steps
+ * with tiny gradient steps until the step budget runs out. */
+START_TEST(repair_drops_momentum_at_a_floor)
+{
+	struct ebm_model *a = gaussian(3, P1, 9, 0.5f, NULL);
+	struct ebm_ctx *ctx = ebm_ctx_create();
+	struct ebm_product *p;
+	ck_assert_int_eq(ebm_product_create((const struct ebm_model *const[]){a},
+			NULL, 1, ctx, &p, NULL), EBM_STATUS_OK);
+	float x[3] = {0.8f, -0.6f, 1.1f}, out[3], before, after;
+	struct ebm_repair_options o;
+	ebm_repair_options_init(&o);
+	o.steps = 500;
+	uint64_t rows0 = ctx->product_rows;
+	ck_assert_int_eq(ebm_product_repair(p, ctx, &o, x, 1, out, &before,
+			&after, NULL), EBM_STATUS_OK);
+	uint64_t evals = ctx->product_rows - rows0;
+	printf("repair to a floor: E %g -> %g in %llu evaluations\n",
+			(double)before, (double)after, (unsigned long long)evals);
+	ck_assert_msg(after < before, "%g -> %g", (double)before, (double)after);
+	for (size_t j = 0; j < 3; j++) {
+		ck_assert_msg(fabsf(out[j]) < 1e-3f, "out[%zu] = %g", j,
+				(double)out[j]);
+	}
+	ck_assert_msg(evals < 1000, "%llu evaluations for 500 steps",
+			(unsigned long long)evals);
+	ebm_product_destroy(p);
+	ebm_ctx_destroy(ctx);
+	ebm_model_destroy(a);
+}
+END_TEST
+
 START_TEST(nonfinite_row_named)
 {
 	struct ebm_model *a = gaussian(3, P1, 9, 0.5f, NULL);
@@ -467,6 +501,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, repair_descends);
 	tcase_add_test(tc, repair_trust_region);
 	tcase_add_test(tc, repair_follows_a_narrow_valley);
+	tcase_add_test(tc, repair_drops_momentum_at_a_floor);
 	tcase_add_test(tc, nonfinite_row_named);
 	tcase_add_test(tc, cached_equals_fresh);
 	tcase_add_test(tc, check_without_maths);

@@ -242,6 +242,7 @@ struct ebm_ctx *ebm_ctx_create(void)
 	for (size_t i = 0; i < EBM_CTX_PRODUCT_BUFS; i++) {
 		ebm_work_init(&ctx->prod[i]);
 	}
+	ctx->product_rows = 0;
 	return ctx;
 }
 

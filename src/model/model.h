@@ -48,6 +48,8 @@ struct ebm_ctx {
 	struct ebm_work e;      /* energies (score) */
 	struct ebm_work chain;  /* sampler scratch */
 	struct ebm_work prod[EBM_CTX_PRODUCT_BUFS];
+	uint64_t product_rows;  /* rows ebm_product_eval has evaluated: the
+	                         * cost of repair and missing values, for tests */
 };
 
 struct ebm_model *ebm_model_alloc(void);

@@ -22,6 +22,7 @@ enum ebm_status ebm_product_eval(const struct ebm_product *p,
 		float *grad, struct ebm_error *err)
 {
 	size_t d = p->d;
+	ctx->product_rows += n;
 	float *tmp = ebm_work_reserve(&ctx->prod[EBM_PBUF_TMP], n);
 	float *gtmp = NULL;
 	if (grad != NULL) {
