@@ -1973,6 +1973,13 @@ models = thy, thy2
         check(status == 503, "/readyz during shutdown: %d" % status)
     except (ConnectionError, OSError):
         pass
+    # The Open Inference Protocol's readiness says the same.
+    try:
+        status, _, data = d.request("GET", "/v2/health/ready", timeout=60)
+        check(status == 503 and json.loads(data) == {"ready": False},
+              "/v2/health/ready during shutdown: %d %r" % (status, data[:200]))
+    except (ConnectionError, OSError):
+        pass
     for t in threads:
         t.join(120)
     code = d.proc.wait(60)
