@@ -1,10 +1,10 @@
 /*
  * test-train-weigh.c — --proto-net-weight auto (src/train/weigh.c): the
  * AUROC against hand-counted pairs, the pick on terms of known worth, and
- * end to end on two densities with a known winner: tight clusters, where
- * the prototypes see what the Gaussian cannot, and a correlated Gaussian
- * in 8 dimensions, which the Gaussian base is and a kernel density of a
- * few hundred rows is not.
+ * end to end on two densities with a known winner: tight clusters on a
+ * circle, where the prototypes see what the Gaussian cannot, and a
+ * correlated Gaussian in 8 dimensions, which the Gaussian base is and a
+ * kernel density of a few hundred rows is not.
  */
 #include <check.h>
 #include <math.h>
@@ -164,16 +164,17 @@ static float fit_auto(const float *x, size_t n, size_t d)
 
 START_TEST(auto_prefers_protos_on_clusters)
 {
-	/* Three tight clusters on the diagonal: the Gaussian sees one
-	 * elongated blob, blind to small moves and to most swaps. */
+	/* Eight tight clusters on a circle: the Gaussian sees one round
+	 * blob, and a row that takes x from another row mostly lands inside
+	 * it, between the clusters, where the prototypes see a hole. */
 	size_t n = 3000;
 	struct ebm_rng r;
 	ebm_rng_init(&r, 21);
 	float *x = malloc(n * 2 * sizeof(float));
 	for (size_t i = 0; i < n; i++) {
-		float c = 3.0f * (float)((int)(i % 3) - 1);
-		x[2 * i] = c + 0.3f * (float)ebm_rng_normal(&r);
-		x[2 * i + 1] = c + 0.3f * (float)ebm_rng_normal(&r);
+		double a = 6.283185307179586 * (double)(i % 8) / 8.0;
+		x[2 * i] = (float)(3.0 * cos(a)) + 0.3f * (float)ebm_rng_normal(&r);
+		x[2 * i + 1] = (float)(3.0 * sin(a)) + 0.3f * (float)ebm_rng_normal(&r);
 	}
 	float lambda = fit_auto(x, n, 2);
 	ck_assert_msg(lambda <= 0.25f, "lambda %g", (double)lambda);

@@ -75,6 +75,8 @@ struct ebm_train_options {
 	float proto_alpha;        /* bandwidth ~ local spacing^alpha, 0 = one h */
 	float proto_net_weight;   /* lambda: F = lambda f / s_net + g / s_proto */
 	bool proto_net_auto;      /* lambda chosen from the data instead */
+	bool proto_net_noise;     /* auto also scores noisy copies (its first
+	                           * version) */
 	uint64_t seed;
 	uint32_t n_threads;       /* worker threads, >= 1 */
 	uint64_t created;         /* Unix seconds written to the file */

@@ -151,7 +151,11 @@ static const struct flag flags[] = {
 		" s the interquartile range of each on the validation rows; 0 ="
 		" the prototype term alone (the network is not trained); auto = X"
 		" from 0, 0.25, 0.5, 1, 2, 4, whichever best tells the validation"
-		" rows from perturbed copies of them" },
+		" rows from copies of them with an eighth of the features swapped"
+		" in from other rows" },
+	{ "--proto-net-noise", KIND_BOOL, OPT(proto_net_noise), 0, 0, 0, NULL,
+		"with auto, also score copies moved by Gaussian noise of norm 0.5"
+		" and average the two AUROCs (auto's first version)" },
 };
 
 #undef U

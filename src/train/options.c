@@ -75,22 +75,22 @@ void ebm_train_options_init(struct ebm_train_options *o)
 	o->cd_buffer = 10000;
 	o->cd_energy_reg = 0.01f;
 	/* The default energy is a cd network and a prototype term, each
-	 * divided by its interquartile range on the validation rows and
-	 * weighted alike: at most 2048 k-means centres with bandwidths
-	 * growing with the local spacing of the centres (alpha 1.5), and a
-	 * network trained by contrastive divergence for at most 2000 steps.
-	 * The prototypes rank anomalies among several normal modes, the
-	 * network where a few directions matter (waveform, wilt). Chosen by
-	 * cross-validation over the 23 ADBench sets; see
-	 * bench/results/quality_notes.md (issue 9). --proto-net-weight 0 is
-	 * the prototype term alone, --protos 0 the network alone. */
+	 * divided by its interquartile range on the validation rows, the
+	 * network weighted by the data (--proto-net-weight auto, weigh.c):
+	 * at most 2048 k-means centres with bandwidths growing with the local
+	 * spacing of the centres (alpha 1.5), and a network trained by
+	 * contrastive divergence for at most 2000 steps. The prototypes rank
+	 * anomalies among several normal modes, the network where a few
+	 * directions matter (waveform, wilt). Chosen by cross-validation over
+	 * the 23 ADBench sets; see bench/results/quality_notes.md (issue 9).
+	 * --proto-net-weight 0 is the prototype term alone, --protos 0 the
+	 * network alone, --proto-net-weight 1 the previous default. */
 	o->n_protos = 2048;
 	o->proto_iters = 10;
 	o->proto_alpha = 1.5f;
-	o->proto_net_weight = 1.0f;
-	/* --proto-net-weight auto (weigh.c) lifts the 23-set mean but not half
-	 * A's, so cross-validation keeps the fixed weight; quality_notes.md. */
-	o->proto_net_auto = false;
+	o->proto_net_weight = 1.0f;   /* with --proto-net-weight X */
+	o->proto_net_auto = true;
+	o->proto_net_noise = false;
 	o->seed = 1;
 	o->n_threads = 1;
 	o->created = 0;
@@ -259,7 +259,7 @@ char *ebm_train_options_format(const struct ebm_train_options *o)
 	if (n >= 0 && n < 4096 && o->n_protos > 0) {
 		char w[32];
 		if (o->proto_net_auto) {
-			snprintf(w, sizeof(w), "auto");
+			snprintf(w, sizeof(w), o->proto_net_noise ? "auto+noise" : "auto");
 		} else {
 			snprintf(w, sizeof(w), "%.9g", (double)o->proto_net_weight);
 		}

@@ -425,7 +425,7 @@ enum ebm_status ebm_train_protos(struct ebm_net *net, struct ebm_work *w,
 	wt->lambda = o->proto_net_weight;
 	if (o->proto_net_auto) {
 		st = ebm_train_choose_net_weight(net, w, &p, z, n, zval, n_val, fn,
-				fg, (float)s_net, (float)s_proto,
+				fg, (float)s_net, (float)s_proto, o->proto_net_noise,
 				o->seed ^ 0x5851f42d4c957f2dull, wt, err);
 		if (st != EBM_STATUS_OK) {
 			ebm_proto_finish(&p);

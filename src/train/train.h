@@ -265,15 +265,16 @@ float ebm_train_pick_net_weight(const float *fn, const float *fg, size_t n,
 /*
  * --proto-net-weight auto: perturbs the n_val validation rows zval (their
  * network and prototype terms fn, fg) with features swapped in from the
- * n training rows z and with small Gaussian noise, and picks lambda by
+ * n training rows z (and, with noise, a second time with small Gaussian
+ * noise), and picks lambda by
  * ebm_train_pick_net_weight (see weigh.c) into wt. The net must not carry
  * the prototypes p yet. Errors: NOMEM.
  */
 enum ebm_status ebm_train_choose_net_weight(struct ebm_net *net,
 		struct ebm_work *w, const struct ebm_proto *p, const float *z,
 		size_t n, const float *zval, size_t n_val, const float *fn,
-		const float *fg, float s_net, float s_proto, uint64_t seed,
-		struct ebm_train_weighing *wt, struct ebm_error *err);
+		const float *fg, float s_net, float s_proto, bool noise,
+		uint64_t seed, struct ebm_train_weighing *wt, struct ebm_error *err);
 
 /* Prototypes and a network of weight 0: the network is not trained. */
 static inline bool ebm_train_protos_alone(const struct ebm_train_options *o)

@@ -8,17 +8,17 @@
  * directions matter (wilt, waveform). The choice is made without labels,
  * by how well each lambda of a small grid tells the validation rows (no
  * prototype or member was fitted on them) from perturbed copies of them:
+ * three copies of each, every copy taking an eighth of its features (at
+ * least one), chosen at random, from random training rows. Every
+ * marginal is kept; only the dependence between features is broken.
  *
- *   swap   each copy takes an eighth of its features (at least one),
- *          chosen at random, from random training rows: every marginal is
- *          kept, only the dependence between features is broken;
- *   noise  each copy moves by Gaussian noise of standard deviation
- *          0.5 / sqrt(d) per standardized feature (a norm of about 0.5).
- *
- * The criterion is the mean of the two AUROCs (validation rows against
- * their copies, energy -F as the score), and the best lambda wins; ties
- * go to the value nearest 1. Chosen by cross-validation over the 23
- * ADBench sets (bench/results/quality_notes.md, issue 9).
+ * The criterion is the AUROC of the validation rows against their copies
+ * (energy -F as the score), and the best lambda wins; ties go to the
+ * value nearest 1. Chosen by cross-validation over the 23 ADBench sets
+ * (bench/results/quality_notes.md, issue 9): this swap alone, the same
+ * with Gaussian noise of norm 0.5 as a second perturbation (the mean of
+ * both AUROCs; --proto-net-noise, the first version of auto), and fixed
+ * weights were the candidates.
  *
  * Single-threaded and seeded: same rows, same seed, same choice.
  */
@@ -155,14 +155,15 @@ static bool eval_terms(struct ebm_net *net, struct ebm_work *w,
 enum ebm_status ebm_train_choose_net_weight(struct ebm_net *net,
 		struct ebm_work *w, const struct ebm_proto *p, const float *z,
 		size_t n, const float *zval, size_t n_val, const float *fn,
-		const float *fg, float s_net, float s_proto, uint64_t seed,
-		struct ebm_train_weighing *wt, struct ebm_error *err)
+		const float *fg, float s_net, float s_proto, bool noise,
+		uint64_t seed, struct ebm_train_weighing *wt, struct ebm_error *err)
 {
 	uint32_t d = net->d;
 	size_t n_p = COPIES * n_val;
 	float *zp = n_p > SIZE_MAX / d ? NULL :
 			ebm_alloc_array(n_p * d, sizeof(float));
-	float *terms = ebm_alloc_array(n_p, 4 * sizeof(float));
+	int kinds = noise ? 2 : 1;
+	float *terms = ebm_alloc_array(n_p, 2 * (size_t)kinds * sizeof(float));
 	uint32_t *perm = ebm_alloc_array(d, sizeof(uint32_t));
 	float *scratch = ebm_alloc_array(ebm_proto_scratch(p, d, CHUNK),
 			sizeof(float));
@@ -181,7 +182,7 @@ enum ebm_status ebm_train_choose_net_weight(struct ebm_net *net,
 	ebm_rng_init(&rng, seed);
 	uint32_t k_swap = (uint32_t)lround((double)d / 8.0);
 	k_swap = k_swap < 1 ? 1 : k_swap;
-	for (int kind = 0; kind < 2; kind++) {
+	for (int kind = 0; kind < kinds; kind++) {
 		for (size_t i = 0; i < n_p; i++) {
 			float *row = zp + i * d;
 			memcpy(row, zval + (i % n_val) * d, d * sizeof(float));
@@ -212,8 +213,8 @@ enum ebm_status ebm_train_choose_net_weight(struct ebm_net *net,
 	}
 	memcpy(wt->grid, grid, sizeof(grid));
 	wt->lambda = ebm_train_pick_net_weight(fn, fg, n_val,
-			(const float *const *)fn_p, (const float *const *)fg_p, 2, n_p,
-			s_net, s_proto, wt->auroc);
+			(const float *const *)fn_p, (const float *const *)fg_p,
+			(size_t)kinds, n_p, s_net, s_proto, wt->auroc);
 	if (isnan(wt->lambda)) {
 		st = ebm_error_set(err, EBM_STATUS_NOMEM,
 				"out of memory weighing the network");
