@@ -71,7 +71,8 @@ expect_rc 0 "train with the defaults, without --quiet"
 # steps: 3,018 training rows are 12 batches of 256 an epoch, so 167 epochs.
 expect_err '^trained 3018 rows x 167 epochs in [0-9.]+ s \([0-9,]+ rows/s\)$' \
 	"the default trains the network for at most 2000 steps (167 epochs)"
-expect_err '^fitted [0-9]+ prototypes$' "the default fits prototypes too"
+expect_err '^fitted [0-9]+ prototypes; the network.s weight next to them: (0|0\.25|0\.5|1|2|4) \(auto\)$' \
+	"the default fits prototypes too, and weighs the network by the data"
 run "$EBMD_TRAIN" inspect default.ebm
 check "the default model is a cd network and prototypes" grep -q "\"objective\": \"cd+protos\"" "$TMP/out"
 run "$EBMD_TRAIN" train --data "$THYROID" --out protos.ebm --seed 7 --threads 1 \
