@@ -202,6 +202,10 @@ enum ebm_status ebm_train_options_validate(const struct ebm_train_options *o,
 			o->proto_net_weight <= 100.0f,
 			"proto-net-weight must be in [0, 100], got %g",
 			(double)o->proto_net_weight);
+	CHECK(!o->proto_net_noise || o->proto_net_auto,
+			"proto-net-noise changes how --proto-net-weight auto chooses; "
+			"it means nothing with a fixed weight (%g)",
+			(double)o->proto_net_weight);
 	CHECK(o->n_protos == 0 || o->val_frac > 0.0f,
 			"protos need validation rows to choose their bandwidth "
 			"(val-frac > 0)");

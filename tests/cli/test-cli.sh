@@ -142,7 +142,7 @@ o = json.load(open(sys.argv[1]))["training_options"]
 assert o["protos"] == "64" and o["proto_alpha"] == "0.5", o
 ' "$TMP/out"
 for bad in "--protos 65537" "--proto-alpha -1" "--proto-alpha 3" \
-		"--proto-iters 1001"; do
+		"--proto-iters 1001" "--proto-net-noise --proto-net-weight 1"; do
 	# shellcheck disable=SC2086
 	run "$EBMD_TRAIN" train --data "$THYROID" --out bad.ebm $bad
 	expect_rc 2 "train $bad"
