@@ -1,6 +1,7 @@
 /*
  * test-tool-metrics.c — the detection metrics of `ebmd-train eval`
- * (src/tool/detection-metrics.c): AUROC, average precision and
+ * (src/tool/detection-metrics.c, and AUROC in src/util/metrics.c): AUROC,
+ * average precision and
  * precision/recall/F1 on cases computed by hand or taken from
  * scikit-learn's documentation, ties, single-class inputs, and AUROC against a brute-force pair count.
  *
@@ -13,13 +14,14 @@
 #include <stdlib.h>
 
 #include "tool/tool.h"
+#include "util/util.h"
 
 #define EPS 1e-12
 
 static double auroc(const double *s, const bool *y, size_t n)
 {
 	double v = -1;
-	ck_assert(ebm_tool_auroc(s, y, n, &v));
+	ck_assert(ebm_auroc(s, y, n, &v));
 	return v;
 }
 

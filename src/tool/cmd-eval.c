@@ -175,7 +175,7 @@ static bool evaluate(const struct ebm_tool_data *data,
 		r->n_anomalies += label[i] ? 1 : 0;
 		r->n_flagged += flagged[i] ? 1 : 0;
 	}
-	if (!ebm_tool_auroc(energy, label, n, &r->auroc)
+	if (!ebm_auroc(energy, label, n, &r->auroc)
 			|| !ebm_tool_auprc(energy, label, n, &r->auprc)) {
 		ebm_tool_error("%s: out of memory for %zu rows", data->path, n);
 		goto out;

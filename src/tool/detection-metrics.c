@@ -1,6 +1,7 @@
 /*
  * detection-metrics.c — detection quality of a scored, labelled data set:
- * AUROC, average precision (AUPRC) and precision/recall/F1 at a fixed decision.
+ * average precision (AUPRC) and precision/recall/F1 at a fixed decision
+ * (AUROC is ebm_auroc, util/metrics.c: the trainer needs it too).
  * Pure functions with no I/O, so that tests link this file alone; `eval`
  * does the reading and printing.
  *
@@ -39,50 +40,6 @@ static struct item *sorted(const double *score, const bool *label, size_t n)
 	}
 	qsort(it, n, sizeof(*it), by_score);
 	return it;
-}
-
-bool ebm_tool_auroc(const double *score, const bool *label, size_t n,
-		double *out)
-{
-	size_t n_pos = 0;
-	for (size_t i = 0; i < n; i++) {
-		n_pos += label[i] ? 1 : 0;
-	}
-	size_t n_neg = n - n_pos;
-	if (n_pos == 0 || n_neg == 0) {
-		*out = NAN;
-		return true;
-	}
-	struct item *it = sorted(score, label, n);
-	if (it == NULL) {
-		return false;
-	}
-
-	/*
-	 * Mann-Whitney: U = (sum of the positives' ranks) - n_pos(n_pos+1)/2,
-	 * AUROC = U / (n_pos n_neg). A group of tied scores at 1-based ranks
-	 * i+1 .. j all get the average rank (i + 1 + j) / 2. Ranks are summed
-	 * in double: exact for n below 2^26 or so, and far below any rounding
-	 * that matters for a ratio in [0, 1].
-	 */
-	double rank_sum = 0;
-	size_t i = 0;
-	while (i < n) {
-		size_t j = i;
-		size_t pos_in_group = 0;
-		while (j < n && it[j].score == it[i].score) {
-			pos_in_group += it[j].label ? 1 : 0;
-			j++;
-		}
-		double avg_rank = ((double)(i + 1) + (double)j) / 2.0;
-		rank_sum += avg_rank * (double)pos_in_group;
-		i = j;
-	}
-	free(it);
-
-	double u = rank_sum - (double)n_pos * ((double)n_pos + 1.0) / 2.0;
-	*out = u / ((double)n_pos * (double)n_neg);
-	return true;
 }
 
 bool ebm_tool_auprc(const double *score, const bool *label, size_t n,

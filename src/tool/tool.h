@@ -220,16 +220,10 @@ uint64_t ebm_tool_progress_epochs(const struct ebm_tool_progress *p);
 /* ---- metrics (detection-metrics.c): pure, no I/O ------------------------- */
 
 /*
- * All three take n finite scores (higher = more anomalous) and labels
- * (true = anomaly). They return false only when scratch memory cannot be
- * allocated; an undefined metric is NAN.
- *
- * AUROC: the Mann-Whitney statistic with average ranks for ties, so a tie
- * between a positive and a negative counts one half. NAN unless both
- * classes are present.
+ * Both take n finite scores (higher = more anomalous) and labels (true =
+ * anomaly). They return false only when scratch memory cannot be
+ * allocated; an undefined metric is NAN. AUROC is ebm_auroc (util.h).
  */
-bool ebm_tool_auroc(const double *score, const bool *label, size_t n,
-		double *out);
 
 /*
  * Average precision, scikit-learn's definition: sum over distinct

@@ -39,52 +39,25 @@ static const float grid[] = { 1.0f, 0.5f, 2.0f, 0.25f, 4.0f, 0.0f };
 #define N_GRID (sizeof(grid) / sizeof(grid[0]))
 _Static_assert(N_GRID == EBM_TRAIN_N_WEIGHTS, "grid size");
 
-struct scored {
-	float v;
-	bool pos;
-};
-
-static int cmp_scored(const void *a, const void *b)
-{
-	float x = ((const struct scored *)a)->v;
-	float y = ((const struct scored *)b)->v;
-	return (x > y) - (x < y);
-}
-
 double ebm_train_auroc(const float *neg, size_t n_neg, const float *pos,
 		size_t n_pos)
 {
-	if (n_neg == 0 || n_pos == 0) {
-		return NAN;
-	}
 	size_t n = n_neg + n_pos;
-	struct scored *s = ebm_alloc_array(n, sizeof(*s));
-	if (s == NULL) {
-		return NAN;
-	}
-	for (size_t i = 0; i < n_neg; i++) {
-		s[i] = (struct scored){ neg[i], false };
-	}
-	for (size_t i = 0; i < n_pos; i++) {
-		s[n_neg + i] = (struct scored){ pos[i], true };
-	}
-	qsort(s, n, sizeof(*s), cmp_scored);
-	/* Mann-Whitney: the sum of the positives' ranks, ties sharing the
-	 * mean of their ranks (1-based). */
-	double rank_sum = 0.0;
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		size_t k = 0;
-		while (j < n && s[j].v == s[i].v) {
-			k += s[j].pos;
-			j++;
+	double *s = ebm_alloc_array(n, sizeof(double));
+	bool *label = ebm_alloc_array(n, sizeof(bool));
+	double auc = NAN;
+	if (s != NULL && label != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			s[i] = i < n_neg ? neg[i] : pos[i - n_neg];
+			label[i] = i >= n_neg;
 		}
-		rank_sum += (double)k * (0.5 * (double)(i + 1 + j));
-		i = j;
+		if (!ebm_auroc(s, label, n, &auc)) {
+			auc = NAN;
+		}
 	}
 	free(s);
-	double u = rank_sum - 0.5 * (double)n_pos * (double)(n_pos + 1);
-	return u / ((double)n_pos * (double)n_neg);
+	free(label);
+	return auc;
 }
 
 /* The score -F of n rows for one lambda, in the model's own arithmetic. */

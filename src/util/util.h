@@ -157,6 +157,17 @@ void ebm_rng_normal_fill(struct ebm_rng *r, float *out, size_t n);
 /* Fisher-Yates shuffle of idx[0..n). */
 void ebm_rng_shuffle(struct ebm_rng *r, size_t *idx, size_t n);
 
+/* ---- AUROC (metrics.c) ---------------------------------------------------- */
+
+/*
+ * n finite scores (higher = more anomalous) and labels (true = anomaly):
+ * the Mann-Whitney statistic with average ranks for ties, so a tie between
+ * a positive and a negative counts one half. *out is NAN unless both
+ * classes are present. False only when scratch memory cannot be allocated.
+ */
+bool ebm_auroc(const double *score, const bool *label, size_t n,
+		double *out);
+
 /* ---- time --------------------------------------------------------------- */
 
 /* Seconds on a monotonic clock. */
