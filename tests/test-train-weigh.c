@@ -203,6 +203,43 @@ START_TEST(auto_prefers_the_gaussian_on_a_gaussian)
 }
 END_TEST
 
+/* --proto-net-noise: the record says so, and its criterion (swap and
+ * noise averaged) is not the swap's alone. */
+START_TEST(noise_adds_a_second_perturbation)
+{
+	size_t n = 1200, d = 3;
+	struct ebm_rng r;
+	ebm_rng_init(&r, 23);
+	float *x = malloc(n * d * sizeof(float));
+	for (size_t i = 0; i < n * d; i++) {
+		x[i] = (float)ebm_rng_normal(&r) + (i % d == 0 ? 4.0f * (float)(i % 2) : 0.0f);
+	}
+	char list[2][160];
+	for (int noise = 0; noise < 2; noise++) {
+		struct ebm_train_options o;
+		ebm_train_options_init(&o);
+		o.epochs = 0;
+		o.n_layers = 1;
+		o.hidden[0] = 8;
+		o.seed = 4;
+		o.created = 1700000000;
+		o.proto_net_noise = noise == 1;
+		struct ebm_model *m = NULL;
+		struct ebm_error err;
+		ck_assert_msg(ebm_train_fit(&o, x, n, d, NULL, NULL, NULL, &m, &err) ==
+				EBM_STATUS_OK, "%s", err.message);
+		char buf[160];
+		ck_assert_str_eq(option(m, "proto_net_weight", buf, sizeof(buf)),
+				noise ? "auto+noise" : "auto");
+		ck_assert_ptr_nonnull(option(m, "proto_net_weight_auroc", list[noise],
+				sizeof(list[noise])));
+		ebm_model_destroy(m);
+	}
+	ck_assert_msg(strcmp(list[0], list[1]) != 0, "%s", list[0]);
+	free(x);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("train-weigh");
@@ -213,6 +250,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, pick_breaks_ties_toward_1);
 	tcase_add_test(tc, auto_prefers_protos_on_clusters);
 	tcase_add_test(tc, auto_prefers_the_gaussian_on_a_gaussian);
+	tcase_add_test(tc, noise_adds_a_second_perturbation);
 	suite_add_tcase(s, tc);
 	return s;
 }
